@@ -1,0 +1,216 @@
+"""The attribute policy: only whitelisted attributes, each valid by Intercom's rules.
+
+`AttributePolicy.clean(raw)` turns a user's raw facts into the attributes that
+may be signed. Anything not whitelisted is ignored (never copied). Values are
+checked by a marshmallow schema built from the whitelist; under `drop` an
+invalid attribute is left out with a warning, under `reject` minting fails
+listing every invalid attribute. Messages name the attribute and the reason,
+never the value, because values are user data and end up in logs.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields
+
+from identity_service.errors import AttributeProblem, InvalidAttributesError
+from identity_service.settings import AttributeSpec, OnInvalid
+
+MAX_STRING_CHARS = 255
+MAX_SAFE_INTEGER = 2**53  # beyond this a JavaScript number loses precision
+# A Unix time in seconds reaches 1e11 only in the year 5138; anything at or above
+# is almost certainly milliseconds (Date.now() in JavaScript), a common mistake.
+MILLISECONDS_THRESHOLD = 100_000_000_000
+
+AttributeValue = str | int | float | bool | None
+
+
+class _IntercomField(fields.Field[Any]):
+    """Base field: "" passes for every type, because Intercom reads it as "clear this value"."""
+
+    def deserialize(
+        self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any
+    ) -> Any:
+        if isinstance(value, str) and value == "":
+            return ""
+        return super().deserialize(value, attr, data, **kwargs)
+
+
+class _StrictString(_IntercomField):
+    default_error_messages = {  # noqa: RUF012 (marshmallow's own convention)
+        "type": "must be a string, got {kind}",
+        "length": "is {length} characters; Intercom keeps at most 255",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if not isinstance(value, str):
+            raise self.make_error("type", kind=_kind(value))
+        if len(value) > MAX_STRING_CHARS:  # characters (code points), not bytes
+            raise self.make_error("length", length=len(value))
+        return value
+
+
+class _StrictInteger(_IntercomField):
+    default_error_messages = {  # noqa: RUF012
+        "type": "must be an integer, got {kind}",
+        "range": "is outside +/- 2**53, which JavaScript cannot represent exactly",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("type", kind=_kind(value))
+        if abs(value) > MAX_SAFE_INTEGER:
+            raise self.make_error("range")
+        return value
+
+
+class _StrictNumber(_IntercomField):
+    default_error_messages = {  # noqa: RUF012
+        "type": "must be a number, got {kind}",
+        "finite": "must be a finite number (NaN and Infinity are not JSON)",
+        "range": "is outside +/- 2**53, which JavaScript cannot represent exactly",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float | int:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("type", kind=_kind(value))
+        if isinstance(value, float) and not math.isfinite(value):
+            raise self.make_error("finite")
+        if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
+            raise self.make_error("range")
+        return value
+
+
+class _StrictBoolean(_IntercomField):
+    default_error_messages = {"type": "must be true or false, got {kind}"}  # noqa: RUF012
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):  # "yes", 1 and "true" are data bugs, not booleans
+            raise self.make_error("type", kind=_kind(value))
+        return value
+
+
+class _UnixSeconds(_IntercomField):
+    default_error_messages = {  # noqa: RUF012
+        "type": "must be a date: Unix seconds, a datetime or an ISO-8601 string, got {kind}",
+        "iso": "is not an ISO-8601 date or datetime",
+        "millis": "looks like milliseconds; Intercom dates are Unix seconds (divide by 1000)",
+        "negative": "is before 1970; Intercom dates are positive Unix seconds",
+        "finite": "must be a finite number of seconds",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool):
+            raise self.make_error("type", kind=_kind(value))
+        if isinstance(value, datetime):
+            return self._check(_datetime_seconds(value))
+        if isinstance(value, date):
+            return self._check(_datetime_seconds(datetime(value.year, value.month, value.day)))
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                parsed = datetime.fromisoformat(text.replace("Z", "+00:00", 1))
+            except ValueError:
+                raise self.make_error("iso") from None
+            return self._check(_datetime_seconds(parsed))
+        if isinstance(value, float):
+            if not math.isfinite(value):
+                raise self.make_error("finite")
+            return self._check(int(value))
+        if isinstance(value, int):
+            return self._check(value)
+        raise self.make_error("type", kind=_kind(value))
+
+    def _check(self, seconds: int) -> int:
+        if seconds >= MILLISECONDS_THRESHOLD:
+            raise self.make_error("millis")
+        if seconds < 0:
+            raise self.make_error("negative")
+        return seconds
+
+
+def _datetime_seconds(value: datetime) -> int:
+    # A naive datetime is taken as UTC: servers store UTC, and guessing the
+    # machine's local zone would shift every date by hours.
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return int(aware.timestamp())
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "an object (Intercom takes no nested data)"
+    if isinstance(value, list | tuple | set):
+        return "an array (Intercom takes no arrays)"
+    return type(value).__name__
+
+
+_FIELDS: Mapping[str, type[_IntercomField]] = {
+    "string": _StrictString,
+    "integer": _StrictInteger,
+    "number": _StrictNumber,
+    "boolean": _StrictBoolean,
+    "date": _UnixSeconds,
+}
+
+
+@dataclass(frozen=True)
+class CleanAttributes:
+    """Attributes that may be signed, with warnings for the ones dropped."""
+
+    values: Mapping[str, AttributeValue]
+    dropped: tuple[AttributeProblem, ...]
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(f"attribute {p.name!r} dropped: {p.reason}" for p in self.dropped)
+
+
+class AttributePolicy:
+    """A workspace's whitelist, compiled once into a marshmallow schema."""
+
+    def __init__(self, specs: tuple[AttributeSpec, ...], on_invalid: OnInvalid) -> None:
+        self.specs = specs
+        self.on_invalid = on_invalid
+        self.names = frozenset(s.name for s in specs)
+        # allow_none: null is how Intercom shows "Unknown"; data_key keeps names
+        # with spaces or dashes working as schema fields.
+        declared: dict[str, fields.Field[Any] | type] = {
+            f"f{i}": _FIELDS[s.type](allow_none=True, data_key=s.name) for i, s in enumerate(specs)
+        }
+        self._schema = Schema.from_dict(declared, name="AttributesSchema")(unknown=RAISE)
+        self._by_field = {f"f{i}": s.name for i, s in enumerate(specs)}
+
+    def clean(self, raw: Mapping[str, Any]) -> CleanAttributes:
+        """Validate the whitelisted subset of `raw`; drop or reject what is invalid."""
+        present = {name: raw[name] for name in self.names if name in raw}
+        try:
+            loaded = self._schema.load(present)
+            errors: Mapping[str, Any] = {}
+        except ValidationError as exc:
+            loaded = exc.valid_data if isinstance(exc.valid_data, dict) else {}
+            errors = exc.messages if isinstance(exc.messages, dict) else {}
+        problems = tuple(
+            AttributeProblem(name, "; ".join(_flatten(errors[name])))
+            for name in sorted(errors)
+        )
+        if problems and self.on_invalid == "reject":
+            raise InvalidAttributesError(problems)
+        values = {self._by_field[k]: v for k, v in loaded.items()}
+        return CleanAttributes(values=values, dropped=problems)
+
+
+def _flatten(messages: Any) -> list[str]:
+    if isinstance(messages, str):
+        return [messages]
+    if isinstance(messages, list):
+        return [m for item in messages for m in _flatten(item)]
+    if isinstance(messages, dict):
+        return [m for item in messages.values() for m in _flatten(item)]
+    return [str(messages)]

@@ -1,0 +1,606 @@
+"""Load and validate the TOML configuration into frozen `Settings`.
+
+Every problem is collected with its key path (`workspaces.eu.attributes[3].name`)
+and what would fix it, and all of them are reported together in one
+`ConfigError`, so an operator fixes a file in one pass. Nothing here runs at
+import time; the app factory and the CLI call `load_settings`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+import tomllib
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar, cast, get_args
+from urllib.parse import urlsplit
+
+from identity_service import naming
+from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
+from identity_service.secrets import DEV_SECRET_BANNER, SecretSource, ensure_dev_secret
+from identity_service.settings import (
+    REGIONS,
+    STANDARD_ATTRIBUTES,
+    AttributeSpec,
+    AttributeType,
+    AuthSettings,
+    BearerAuthSettings,
+    OnInvalid,
+    OnUnavailable,
+    ProfileSettings,
+    ServiceSettings,
+    SessionAuthSettings,
+    Settings,
+    WorkspaceSettings,
+)
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "IDENTITY_SERVICE_CONFIG"
+INSTANCE_ENV = "IDENTITY_SERVICE_INSTANCE"
+MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
+MAX_LEEWAY = 300
+CDA_SOFT_LIMIT = 250
+SESSION_SECRET_MIN_BYTES = 16
+# Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
+# verification material forge tokens, the classic algorithm-confusion attack.
+IDP_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+SESSION_DIGESTS = frozenset({"sha1", "sha256", "sha384", "sha512"})
+
+T = TypeVar("T")
+_MISSING = object()
+
+
+def bundled_config_text() -> str:
+    """The example configuration shipped inside the package."""
+    return resources.files("identity_service").joinpath("example.toml").read_text("utf-8")
+
+
+def config_source(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> str | None:
+    """Which file to load: `--config`, else $IDENTITY_SERVICE_CONFIG, else None (bundled)."""
+    if path is not None:
+        return os.fspath(path)
+    return environ.get(CONFIG_ENV) or None
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, validate and freeze the configuration, or raise ConfigError listing every problem."""
+    env = os.environ if environ is None else environ
+    chosen = config_source(path, env)
+    if chosen is None:
+        source, text, base = "<bundled example.toml>", bundled_config_text(), Path.cwd()
+    else:
+        source, base = chosen, Path(chosen).resolve().parent
+        try:
+            text = Path(chosen).read_text("utf-8")
+        except OSError as exc:
+            problem = ConfigProblem("<file>", f"cannot read the file ({exc.strerror})")
+            raise ConfigError(source, [problem]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [ConfigProblem("<toml>", f"not valid TOML: {exc}")]) from None
+    instance = Path(env.get(INSTANCE_ENV) or "instance")
+    return _Loader(source, base, instance, env).settings(data)
+
+
+class _Loader:
+    """Walks the parsed TOML, collecting problems with their key paths."""
+
+    def __init__(self, source: str, base: Path, instance: Path, env: Mapping[str, str]) -> None:
+        self.source = source
+        self.base = base
+        self.instance = instance
+        self.env = env
+        self.problems: list[ConfigProblem] = []
+        self.warnings: list[str] = []
+        self.path: list[str] = []
+
+    # -- plumbing ---------------------------------------------------------------
+
+    def here(self, key: str | int | None = None) -> str:
+        parts = [*self.path] if key is None else [*self.path, _part(key)]
+        text = ".".join(parts).replace(".[", "[")
+        return text or "<top level>"
+
+    def problem(self, key: str | int | None, message: str) -> None:
+        self.problems.append(ConfigProblem(self.here(key), message))
+
+    @contextmanager
+    def at(self, key: str | int) -> Iterator[None]:
+        self.path.append(_part(key))
+        try:
+            yield
+        finally:
+            self.path.pop()
+
+    def only_keys(self, table: Mapping[str, Any], allowed: set[str]) -> None:
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, sorted(allowed), n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {sorted(allowed)}"
+                self.problem(key, f"unknown key; {hint}")
+
+    def get(
+        self,
+        table: Mapping[str, Any],
+        key: str,
+        kind: type[T],
+        default: Any = _MISSING,
+        check: Callable[[T], str | None] | None = None,
+    ) -> T:
+        value = table.get(key, _MISSING)
+        if value is _MISSING:
+            if default is _MISSING:
+                self.problem(key, f"is required ({_kind_name(kind)})")
+            return cast(T, default)
+        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            value, ok = float(value), True
+        if not ok:
+            self.problem(key, f"must be {_kind_name(kind)}, got {type(value).__name__}")
+            return cast(T, default)
+        if check is not None and (reason := check(value)) is not None:
+            self.problem(key, reason)
+        return cast(T, value)
+
+    def strings(self, table: Mapping[str, Any], key: str, *, required: bool) -> tuple[str, ...]:
+        value = table.get(key, _MISSING)
+        if value is _MISSING:
+            if required:
+                self.problem(key, "is required (a string or a list of strings)")
+            return ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            self.problem(key, "must be a list of non-empty strings")
+            return ()
+        return tuple(value)
+
+    def choice(self, table: Mapping[str, Any], key: str, options: Any, default: str) -> str:
+        allowed = get_args(options)
+        value = self.get(table, key, str, default)
+        if value not in allowed:
+            self.problem(key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            return default
+        return value
+
+    def table(self, parent: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
+        value = parent.get(key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.problem(key, f"must be a table ([{self.here(key)}]), got {type(value).__name__}")
+            return None
+        return value
+
+    def file_path(self, raw: str) -> Path:
+        path = Path(raw).expanduser()
+        return path if path.is_absolute() else self.base / path
+
+    def secret(
+        self, table: Mapping[str, Any], what: str, min_bytes: int, prefix: str = "secret"
+    ) -> SecretSource | None:
+        """Exactly one of `<prefix>_env`, `<prefix>_file`, `<prefix>_dev = true`."""
+        keys = [k for k in (f"{prefix}_env", f"{prefix}_file", f"{prefix}_dev") if k in table]
+        if len(keys) != 1:
+            found = "none" if not keys else " and ".join(keys)
+            self.problem(
+                None,
+                f"set exactly one of {prefix}_env (an environment variable name), "
+                f"{prefix}_file (a file path) or {prefix}_dev = true (development only); "
+                f"found {found}. Secrets are never written in this file",
+            )
+            return None
+        key = keys[0]
+        if key.endswith("_dev"):
+            if self.get(table, key, bool, False) is not True:
+                self.problem(key, "can only be true; use secret_env or secret_file instead")
+                return None
+            slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here()).strip("-")
+            path = self.instance / f"dev-{slug}.secret"
+            created = ensure_dev_secret(path)
+            log.warning(DEV_SECRET_BANNER.format(what=what, path=path))
+            if created:
+                log.warning("generated a new development secret in %s (mode 0600)", path)
+            source = SecretSource("dev", str(path.resolve()), what, min_bytes)
+        else:
+            ref = self.get(table, key, str, "")
+            if not ref:
+                self.problem(key, "must be a non-empty string")
+                return None
+            if key.endswith("_env"):
+                source = SecretSource("env", ref, what, min_bytes)
+            else:
+                source = SecretSource("file", str(self.file_path(ref)), what, min_bytes)
+        self.check_secret(source, key)
+        return source
+
+    def check_secret(self, source: SecretSource, key: str) -> None:
+        if source.kind == "env" and source.reference not in self.env:
+            self.problem(key, f"environment variable {source.reference} is not set; export it")
+            return
+        try:
+            if source.kind == "env":
+                value = self.env[source.reference].encode()
+                if len(value) < source.min_bytes:
+                    raise SecretUnavailableError(
+                        f"the secret in {source.reference} is {len(value)} bytes; at least "
+                        f"{source.min_bytes} are required (generate one with `python -c "
+                        "'import secrets; print(secrets.token_urlsafe(48))'`)"
+                    )
+                source._value = value
+            else:
+                source.load()
+        except SecretUnavailableError as exc:
+            self.problem(key, exc.detail.removeprefix(f"{source.what}: "))
+
+    # -- the document -----------------------------------------------------------
+
+    def settings(self, data: Mapping[str, Any]) -> Settings:
+        self.only_keys(data, {"default_workspace", "service", "workspaces"})
+        service_table = self.table(data, "service") or {}
+        with self.at("service"):
+            service = self.service(service_table)
+        workspaces: dict[str, WorkspaceSettings] = {}
+        raw_workspaces = self.table(data, "workspaces") or {}
+        if not raw_workspaces:
+            self.problem("workspaces", "define at least one [workspaces.<name>] table")
+        with self.at("workspaces"):
+            for key, raw in raw_workspaces.items():
+                with self.at(key):
+                    if not isinstance(raw, dict):
+                        self.problem(None, "must be a table")
+                        continue
+                    workspace = self.workspace(key, raw)
+                    if workspace is not None:
+                        workspaces[key] = workspace
+        default = self.default_workspace(data, raw_workspaces)
+        self.cross_checks(service, workspaces)
+        if self.problems:
+            raise ConfigError(self.source, self.problems)
+        return Settings(
+            source=self.source,
+            service=service,
+            workspaces=workspaces,
+            default_workspace=default,
+            warnings=tuple(self.warnings),
+        )
+
+    def default_workspace(self, data: Mapping[str, Any], workspaces: Mapping[str, Any]) -> str:
+        if "default_workspace" in data:
+            name = self.get(data, "default_workspace", str, "")
+            if workspaces and name not in workspaces:
+                self.problem(
+                    "default_workspace", f"names no workspace; choose one of {sorted(workspaces)}"
+                )
+            return name
+        if len(workspaces) > 1:
+            self.problem(
+                "default_workspace",
+                f"is required when there are several workspaces ({sorted(workspaces)})",
+            )
+        return next(iter(workspaces), "")
+
+    def service(self, table: Mapping[str, Any]) -> ServiceSettings:
+        self.only_keys(table, {"cors_origins", "hsts", "max_body_bytes", "proxy_hops"})
+        origins = self.strings(table, "cors_origins", required=False)
+        with self.at("cors_origins"):
+            for i, origin in enumerate(origins):
+                if origin != "*" and (reason := _origin_problem(origin)):
+                    self.problem(i, reason)
+        return ServiceSettings(
+            cors_origins=origins,
+            hsts=self.get(table, "hsts", bool, False),
+            max_body_bytes=self.get(
+                table, "max_body_bytes", int, 4096, _between(64, 1024 * 1024, "bytes")
+            ),
+            proxy_hops=self.get(table, "proxy_hops", int, 0, _between(0, 5, "proxies")),
+            instance_path=self.instance,
+        )
+
+    def workspace(self, key: str, table: Mapping[str, Any]) -> WorkspaceSettings | None:
+        self.only_keys(
+            table,
+            {
+                "app_id", "region", "api_base", "secret_env", "secret_file", "secret_dev",
+                "token_lifetime", "on_invalid", "attributes", "auth", "profile",
+            },
+        )  # fmt: skip
+        app_id = self.get(table, "app_id", str, "", _app_id_problem)
+        api_base, region = self.api_base(table)
+        secret = self.secret(table, f"workspaces.{key} Messenger secret", 32)
+        lifetime = self.get(
+            table, "token_lifetime", int, 3600, _between(MIN_LIFETIME, MAX_LIFETIME, "seconds")
+        )
+        on_invalid = cast(OnInvalid, self.choice(table, "on_invalid", OnInvalid, "drop"))
+        attributes = self.attributes(table.get("attributes", []))
+        auth = self.auth_methods(table.get("auth", []))
+        profile_table = self.table(table, "profile")
+        profile = None
+        if profile_table is not None:
+            with self.at("profile"):
+                profile = self.profile(profile_table)
+        if secret is None:
+            return None
+        return WorkspaceSettings(
+            key=key,
+            app_id=app_id,
+            api_base=api_base,
+            secret=secret,
+            region=region,
+            token_lifetime=lifetime,
+            on_invalid=on_invalid,
+            attributes=attributes,
+            auth=auth,
+            profile=profile,
+        )
+
+    def api_base(self, table: Mapping[str, Any]) -> tuple[str, str | None]:
+        if "region" in table and "api_base" in table:
+            self.problem("api_base", "set either region or api_base, not both")
+        if "api_base" in table:
+            base = self.get(table, "api_base", str, "", _https_problem)
+            return base.rstrip("/"), None
+        region = self.get(table, "region", str, "us")
+        if region not in REGIONS:
+            self.problem("region", f"must be one of {sorted(REGIONS)}, or set api_base instead")
+            return REGIONS["us"], region
+        return REGIONS[region], region
+
+    def attributes(self, raw: Any) -> tuple[AttributeSpec, ...]:
+        if not isinstance(raw, list):
+            self.problem("attributes", "must be an array of tables ([[...attributes]])")
+            return ()
+        specs: list[AttributeSpec] = []
+        seen: set[str] = set()
+        with self.at("attributes"):
+            for index, item in enumerate(raw):
+                with self.at(index):
+                    if not isinstance(item, dict):
+                        self.problem(None, "must be a table with name and type")
+                        continue
+                    spec = self.attribute(item)
+                    if spec is None:
+                        continue
+                    if spec.name in seen:
+                        self.problem("name", f"duplicate attribute name {spec.name!r}")
+                        continue
+                    seen.add(spec.name)
+                    specs.append(spec)
+        cdas = [s for s in specs if not s.is_standard]
+        if len(cdas) > CDA_SOFT_LIMIT:
+            self.warnings.append(
+                f"{self.here('attributes')}: {len(cdas)} custom attributes; Intercom's soft "
+                f"limit is about {CDA_SOFT_LIMIT} active CDAs per workspace"
+            )
+        return tuple(specs)
+
+    def attribute(self, item: Mapping[str, Any]) -> AttributeSpec | None:
+        self.only_keys(item, {"name", "type", "description", "claim", "profile"})
+        name = self.get(item, "name", str, "")
+        type_ = cast(AttributeType, self.choice(item, "type", AttributeType, "string"))
+        description = self.get(item, "description", str, "")
+        claim = self.get(item, "claim", str, None)
+        profile = self.get(item, "profile", str, None)
+        if "name" in item and (reason := naming.name_problem(name, type_)):
+            self.problem("name", reason)
+            return None
+        if name in STANDARD_ATTRIBUTES and STANDARD_ATTRIBUTES[name] != type_:
+            self.problem("type", f"{name!r} is a standard attribute of type {STANDARD_ATTRIBUTES[name]!r}")
+        if not claim and not profile:
+            self.problem(None, "say where the value comes from: claim = \"...\" and/or profile = \"...\"")
+        return AttributeSpec(name, type_, description, claim or None, profile or None)
+
+    def auth_methods(self, raw: Any) -> tuple[AuthSettings, ...]:
+        if not isinstance(raw, list):
+            self.problem("auth", "must be an array of tables ([[workspaces.<name>.auth]])")
+            return ()
+        methods: list[AuthSettings] = []
+        with self.at("auth"):
+            for index, item in enumerate(raw):
+                with self.at(index):
+                    if not isinstance(item, dict):
+                        self.problem(None, "must be a table with a method")
+                        continue
+                    method = item.get("method")
+                    if method == "bearer":
+                        bearer = self.bearer(item)
+                        if bearer is not None:
+                            methods.append(bearer)
+                    elif method == "session":
+                        session = self.session(item)
+                        if session is not None:
+                            methods.append(session)
+                    else:
+                        self.problem("method", 'must be "bearer" or "session"')
+        return tuple(methods)
+
+    def bearer(self, item: Mapping[str, Any]) -> BearerAuthSettings | None:
+        self.only_keys(
+            item,
+            {
+                "method", "issuer", "audience", "algorithms", "jwks_url", "key_file", "leeway",
+                "user_id_claim", "jwks_timeout", "jwks_refetch_interval", "jwks_cache_ttl",
+                "jwks_max_stale", "max_token_bytes",
+            },
+        )  # fmt: skip
+        issuer = self.get(item, "issuer", str, "", _non_empty)
+        audience = self.strings(item, "audience", required=True)
+        algorithms = self.strings(item, "algorithms", required=True)
+        for alg in algorithms:
+            if alg not in IDP_ALGORITHMS:
+                self.problem(
+                    "algorithms",
+                    f"{alg!r} is not allowed; use asymmetric algorithms only "
+                    f"({', '.join(sorted(IDP_ALGORITHMS))})",
+                )
+        sources = [k for k in ("jwks_url", "key_file") if k in item]
+        if len(sources) != 1:
+            self.problem(None, "set exactly one of jwks_url or key_file (a PEM or JWK file)")
+        jwks_url = self.get(item, "jwks_url", str, None, _https_problem)
+        key_file_raw = self.get(item, "key_file", str, None)
+        key_file = self.file_path(key_file_raw) if key_file_raw else None
+        if key_file is not None and not key_file.is_file():
+            self.problem("key_file", f"no such file: {key_file}")
+        settings = BearerAuthSettings(
+            issuer=issuer,
+            audience=audience,
+            algorithms=algorithms,
+            jwks_url=jwks_url,
+            key_file=key_file,
+            leeway=self.get(item, "leeway", int, 30, _between(0, MAX_LEEWAY, "seconds")),
+            user_id_claim=self.get(item, "user_id_claim", str, "sub", _non_empty),
+            jwks_timeout=self.get(item, "jwks_timeout", float, 3.0, _between(0.1, 10, "seconds")),
+            jwks_refetch_interval=self.get(
+                item, "jwks_refetch_interval", float, 30.0, _between(1, 3600, "seconds")
+            ),
+            jwks_cache_ttl=self.get(
+                item, "jwks_cache_ttl", float, 600.0, _between(10, 86400, "seconds")
+            ),
+            jwks_max_stale=self.get(
+                item, "jwks_max_stale", float, 86400.0, _between(0, 7 * 86400, "seconds")
+            ),
+            max_token_bytes=self.get(
+                item, "max_token_bytes", int, 8192, _between(512, 65536, "bytes")
+            ),
+        )
+        return settings
+
+    def session(self, item: Mapping[str, Any]) -> SessionAuthSettings | None:
+        self.only_keys(
+            item,
+            {
+                "method", "secret_env", "secret_file", "secret_dev", "fallback_secret_envs",
+                "fallback_secret_files", "allowed_origins", "cookie_name", "salt", "digest",
+                "max_age", "user_id_key",
+            },
+        )  # fmt: skip
+        what = f"{self.here()} session key"
+        secret = self.secret(item, what, SESSION_SECRET_MIN_BYTES)
+        fallbacks: list[SecretSource] = []
+        for name in self.strings(item, "fallback_secret_envs", required=False):
+            source = SecretSource("env", name, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES)
+            self.check_secret(source, "fallback_secret_envs")
+            fallbacks.append(source)
+        for raw in self.strings(item, "fallback_secret_files", required=False):
+            path = str(self.file_path(raw))
+            source = SecretSource("file", path, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES)
+            self.check_secret(source, "fallback_secret_files")
+            fallbacks.append(source)
+        origins = self.strings(item, "allowed_origins", required=False)
+        with self.at("allowed_origins"):
+            for i, origin in enumerate(origins):
+                if reason := _origin_problem(origin):
+                    self.problem(i, reason)
+        digest = self.get(item, "digest", str, "sha1")
+        if digest not in SESSION_DIGESTS:
+            self.problem("digest", f"must be one of {sorted(SESSION_DIGESTS)}")
+        if secret is None:
+            return None
+        return SessionAuthSettings(
+            secret=secret,
+            fallback_secrets=tuple(fallbacks),
+            allowed_origins=origins,
+            cookie_name=self.get(item, "cookie_name", str, "session", _non_empty),
+            salt=self.get(item, "salt", str, "cookie-session"),
+            digest=digest,
+            max_age=self.get(item, "max_age", int, 31 * 24 * 3600, _between(60, 400 * 86400, "seconds")),
+            user_id_key=self.get(item, "user_id_key", str, "user_id", _non_empty),
+        )
+
+    def profile(self, table: Mapping[str, Any]) -> ProfileSettings:
+        self.only_keys(table, {"url", "query", "timeout", "on_unavailable", "pool_size"})
+        url = self.get(table, "url", str, "", _non_empty)
+        if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
+            # A relative SQLite path is relative to the configuration file, not the cwd.
+            relative = url.removeprefix("sqlite:///")
+            if relative and relative != ":memory:":
+                instance_relative = relative.replace("{instance}", str(self.instance.resolve()))
+                url = f"sqlite:///{self.file_path(instance_relative)}"
+        query = self.get(table, "query", str, "", _non_empty)
+        if query and ":user_id" not in query:
+            self.problem("query", "must use the bound parameter :user_id (never string formatting)")
+        on_unavailable = cast(
+            OnUnavailable, self.choice(table, "on_unavailable", OnUnavailable, "omit")
+        )
+        return ProfileSettings(
+            url=url,
+            query=query,
+            timeout=self.get(table, "timeout", float, 2.0, _between(0.1, 30, "seconds")),
+            on_unavailable=on_unavailable,
+            pool_size=self.get(table, "pool_size", int, 5, _between(1, 50, "connections")),
+        )
+
+    def cross_checks(self, service: ServiceSettings, workspaces: Mapping[str, WorkspaceSettings]) -> None:
+        cookie = [w.key for w in workspaces.values() if any(a.method == "session" for a in w.auth)]
+        if "*" in service.cors_origins and cookie:
+            self.problem(
+                "service.cors_origins",
+                f'"*" is refused while cookie authentication is on (workspaces {cookie}); '
+                "list the exact origins",
+            )
+        for workspace in workspaces.values():
+            if not workspace.auth:
+                self.warnings.append(
+                    f"workspaces.{workspace.key}: no [[auth]] method; the token endpoint "
+                    "refuses every request for it"
+                )
+
+
+def _part(key: str | int) -> str:
+    if isinstance(key, int):
+        return f"[{key}]"
+    return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _kind_name(kind: type) -> str:
+    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
+        kind, kind.__name__
+    )
+
+
+def _between(low: float, high: float, unit: str) -> Callable[[Any], str | None]:
+    def check(value: Any) -> str | None:
+        if not low <= value <= high:
+            return f"must be between {low:g} and {high:g} {unit}, got {value:g}"
+        return None
+
+    return check
+
+
+def _non_empty(value: str) -> str | None:
+    return None if value.strip() else "must not be empty"
+
+
+def _app_id_problem(value: str) -> str | None:
+    if not value or not value.isascii() or not value.isalnum():
+        return "must be your Intercom app id (letters and digits, e.g. 'ql8el0gn')"
+    return None
+
+
+def _https_problem(value: str) -> str | None:
+    parts = urlsplit(value)
+    local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+    if parts.scheme == "https" or (parts.scheme == "http" and local):
+        return None
+    return "must be an https:// URL (plain http is allowed only for 127.0.0.1 / localhost)"
+
+
+def _origin_problem(origin: str) -> str | None:
+    parts = urlsplit(origin)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return f"{origin!r} is not an origin; write scheme://host[:port]"
+    if parts.path or parts.query or parts.fragment or origin.endswith("/"):
+        return f"{origin!r} has a path; an origin is only scheme://host[:port]"
+    return None

@@ -1,0 +1,142 @@
+"""Where secrets come from: an environment variable, a file, or a development file.
+
+Secrets never live in the configuration file; the file only says where to find
+them. A file secret is re-read when the file changes on disk, so an operator
+rotates it by replacing the file (atomically, with `mv`) and no restart is
+needed. A rotated file that is unreadable or too weak is refused and the last
+good value is kept, so a botched rotation never turns into failed requests.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets as stdlib_secrets
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from identity_service.errors import SecretUnavailableError
+
+log = logging.getLogger(__name__)
+
+MIN_SECRET_BYTES = 32
+DEV_SECRET_BANNER = (
+    "DEVELOPMENT SECRET IN USE: {what} comes from the generated file {path}. "
+    "It protects nothing in production; configure secret_env or secret_file."
+)
+
+SecretKind = Literal["env", "file", "dev"]
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = path.stat()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def read_secret_file(path: Path) -> bytes:
+    """Read a secret file; one trailing newline (as editors and `echo` add) is not part of it."""
+    raw = path.read_bytes()
+    return raw[:-1] if raw.endswith(b"\n") else raw
+
+
+def ensure_dev_secret(path: Path) -> bool:
+    """Create a random development secret at `path` (mode 0600) unless it exists.
+
+    Returns True when it was created now.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        # O_EXCL: two workers starting together must not overwrite each other's secret.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        handle.write(stdlib_secrets.token_urlsafe(48))
+    return True
+
+
+@dataclass(eq=False)
+class SecretSource:
+    """A secret's location, and (for files) the last good value read from it."""
+
+    kind: SecretKind
+    reference: str  # the env variable name, or the file path
+    what: str  # e.g. "workspaces.eu messenger secret", for messages
+    min_bytes: int = MIN_SECRET_BYTES
+    _value: bytes | None = field(default=None, repr=False)
+    _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def describe(self) -> str:
+        """Say where the secret comes from (never what it is)."""
+        if self.kind == "env":
+            return f"environment variable {self.reference}"
+        if self.kind == "dev":
+            return f"development file {self.reference}"
+        return f"file {self.reference}"
+
+    def load(self) -> bytes:
+        """Read the secret now, or raise SecretUnavailableError saying why and how to fix it."""
+        if self.kind == "env":
+            value = os.environ.get(self.reference)
+            if value is None:
+                raise SecretUnavailableError(
+                    f"{self.what}: environment variable {self.reference} is not set; "
+                    "export it or use secret_file"
+                )
+            data = value.encode()
+        else:
+            path = Path(self.reference)
+            try:
+                stamp = _stamp(path)
+                data = read_secret_file(path)
+            except OSError as exc:
+                raise SecretUnavailableError(
+                    f"{self.what}: cannot read {path} ({exc.strerror}); "
+                    "create the file or fix secret_file"
+                ) from None
+            self._stamp = stamp
+        if len(data) < self.min_bytes:
+            raise SecretUnavailableError(
+                f"{self.what}: the secret from {self.describe()} is {len(data)} bytes; "
+                f"at least {self.min_bytes} are required (generate one with "
+                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+            )
+        self._value = data
+        return data
+
+    def get(self) -> bytes:
+        """The current secret; a file secret is re-read when the file has changed."""
+        value = self._value
+        if value is None:
+            with self._lock:
+                return self._value if self._value is not None else self.load()
+        if self.kind == "env":
+            return value
+        try:
+            changed = _stamp(Path(self.reference)) != self._stamp
+        except OSError:
+            changed = False  # file briefly missing mid-rotation: keep the last good value
+        if not changed:
+            return value
+        with self._lock:
+            previous, previous_stamp = self._value, self._stamp
+            try:
+                fresh = self.load()
+            except SecretUnavailableError as exc:
+                log.error("secret rotation refused, keeping the previous value: %s", exc.detail)
+                self._value, self._stamp = previous, _safe_stamp(self.reference, previous_stamp)
+                return value
+            if fresh != previous:
+                log.warning("secret reloaded: %s (%s)", self.what, self.describe())
+            return fresh
+
+
+def _safe_stamp(reference: str, fallback: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+    # Remember the refused file's stamp so a bad file is reported once, not on every request.
+    try:
+        return _stamp(Path(reference))
+    except OSError:
+        return fallback

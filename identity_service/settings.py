@@ -1,0 +1,155 @@
+"""The settings the service runs on: frozen dataclasses, built once by `config.load_settings`.
+
+Nothing here reads files or the environment; `config.py` does that and
+validates, so these types are plain data every module can share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from identity_service.secrets import SecretSource
+
+AttributeType = Literal["string", "integer", "number", "boolean", "date"]
+OnInvalid = Literal["drop", "reject"]
+OnUnavailable = Literal["fail", "omit"]
+
+REGIONS: Mapping[str, str] = {
+    "us": "https://api-iam.intercom.io",
+    "eu": "https://api-iam.eu.intercom.io",
+    "au": "https://api-iam.au.intercom.io",
+}
+WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
+
+
+@dataclass(frozen=True)
+class AttributeSpec:
+    """One whitelisted attribute: its Intercom name, type and where its value comes from."""
+
+    name: str
+    type: AttributeType
+    description: str = ""
+    claim: str | None = None  # dotted path or full URI claim of the verified IdP token
+    profile: str | None = None  # column of the profile row
+
+    @property
+    def is_standard(self) -> bool:
+        return self.name in STANDARD_ATTRIBUTES
+
+
+# Standard Intercom user attributes we may sign; every other name is a CDA.
+STANDARD_ATTRIBUTES: Mapping[str, AttributeType] = {
+    "email": "string",
+    "name": "string",
+    "phone": "string",
+    "created_at": "date",
+}
+
+
+@dataclass(frozen=True)
+class BearerAuthSettings:
+    """Verify a bearer JWT from the product's identity provider."""
+
+    issuer: str
+    audience: tuple[str, ...]
+    algorithms: tuple[str, ...]
+    jwks_url: str | None = None
+    key_file: Path | None = None
+    leeway: int = 30
+    user_id_claim: str = "sub"
+    jwks_timeout: float = 3.0
+    jwks_refetch_interval: float = 30.0  # unknown kid: refetch at most once per this many s
+    jwks_cache_ttl: float = 600.0
+    jwks_max_stale: float = 86400.0  # keep using cached keys this long while the IdP is down
+    max_token_bytes: int = 8192
+    method: Literal["bearer"] = "bearer"
+
+
+@dataclass(frozen=True)
+class SessionAuthSettings:
+    """Verify the product's own Flask-compatible signed session cookie."""
+
+    secret: SecretSource
+    fallback_secrets: tuple[SecretSource, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    cookie_name: str = "session"
+    salt: str = "cookie-session"
+    digest: str = "sha1"
+    max_age: int = 31 * 24 * 3600  # Flask's PERMANENT_SESSION_LIFETIME
+    user_id_key: str = "user_id"
+    method: Literal["session"] = "session"
+
+
+AuthSettings = BearerAuthSettings | SessionAuthSettings
+
+
+@dataclass(frozen=True)
+class ProfileSettings:
+    """Where profile rows come from: a parameterised SQL query run through SQLAlchemy Core."""
+
+    url: str
+    query: str
+    timeout: float = 2.0
+    on_unavailable: OnUnavailable = "omit"
+    pool_size: int = 5
+
+
+@dataclass(frozen=True)
+class WorkspaceSettings:
+    """One Intercom app (workspace) we mint Messenger tokens for."""
+
+    key: str
+    app_id: str
+    api_base: str
+    secret: SecretSource
+    region: str | None = None
+    token_lifetime: int = 3600
+    on_invalid: OnInvalid = "drop"
+    attributes: tuple[AttributeSpec, ...] = ()
+    auth: tuple[AuthSettings, ...] = ()
+    profile: ProfileSettings | None = None
+
+    @property
+    def custom_attributes(self) -> tuple[AttributeSpec, ...]:
+        return tuple(a for a in self.attributes if not a.is_standard)
+
+    @property
+    def protected_keys(self) -> tuple[str, ...]:
+        """Keys the browser must never set in clear: identity plus every signed attribute."""
+        names = ["user_id", "email", "user_hash", *(a.name for a in self.attributes)]
+        return tuple(dict.fromkeys(names))
+
+
+@dataclass(frozen=True)
+class ServiceSettings:
+    """Deployment-wide HTTP settings."""
+
+    cors_origins: tuple[str, ...] = ()
+    hsts: bool = False
+    max_body_bytes: int = 4096
+    proxy_hops: int = 0
+    instance_path: Path = Path("instance")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the service needs, loaded and validated once."""
+
+    source: str
+    service: ServiceSettings
+    workspaces: Mapping[str, WorkspaceSettings]
+    default_workspace: str
+    warnings: tuple[str, ...] = field(default=())
+
+    def workspace(self, key: str | None) -> WorkspaceSettings:
+        """The named workspace, or the default one when `key` is None."""
+        from identity_service.errors import UnknownWorkspaceError
+
+        chosen = self.default_workspace if key is None else key
+        try:
+            return self.workspaces[chosen]
+        except KeyError:
+            raise UnknownWorkspaceError(f"no workspace named {chosen!r} is configured") from None
