@@ -2,22 +2,78 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask
+from flask import Flask, Response
+from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
+from identity_service import api, health, problems, snippet_views
 from identity_service.config import load_settings
+from identity_service.observability import install as install_observability
+from identity_service.runtime import EXTENSION, Runtime
 from identity_service.settings import Settings
 
+HSTS = "max-age=63072000; includeSubDomains"
 
-def create_app(settings: Settings | None = None, **options: Any) -> Flask:
-    """Create the app on `settings` (loaded from the environment when None)."""
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Callable[[], float] = time.time,
+    **options: Any,
+) -> Flask:
+    """Create the app on `settings` (loaded from $IDENTITY_SERVICE_CONFIG or the bundled example)."""
+    settings = settings or load_settings()
     app = Flask("identity_service")
-    app.config.update(options)
-    app.extensions["identity_service.settings"] = settings or load_settings()
+    app.config.update(MAX_CONTENT_LENGTH=settings.service.max_body_bytes, **options)
+    runtime = Runtime.build(settings, clock)
+    app.extensions[EXTENSION] = runtime
+    app.extensions["identity_service.settings"] = settings
+    app.extensions["identity_service.issuer"] = runtime.issuer
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    if settings.service.proxy_hops:
+        # Trust exactly the configured number of proxies for client address and scheme.
+        hops = settings.service.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+
+    _install_cors(app, settings)
+    install_observability(app, runtime.metrics)
+    problems.register(app)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(snippet_views.bp)
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        headers = response.headers
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["X-Frame-Options"] = "DENY"
+        headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        if settings.service.hsts:
+            headers["Strict-Transport-Security"] = HSTS
+        return response
 
     return app
+
+
+def _install_cors(app: Flask, settings: Settings) -> None:
+    origins = list(settings.service.cors_origins)
+    if not origins:
+        return  # same-origin deployments need no CORS at all
+    wildcard = "*" in origins
+    CORS(
+        app,
+        resources={r"/v1/*": {"origins": origins}},
+        # Credentials (cookies) only ever for explicitly listed origins;
+        # configuration refuses "*" when cookie authentication is on.
+        supports_credentials=not wildcard,
+        methods=["GET", "POST", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
+        max_age=600,
+        vary_header=True,
+    )

@@ -45,6 +45,7 @@ class _StrictString(_IntercomField):
     default_error_messages = {  # noqa: RUF012 (marshmallow's own convention)
         "type": "must be a string, got {kind}",
         "length": "is {length} characters; Intercom keeps at most 255",
+        "unicode": "is not valid Unicode text (it contains a lone surrogate)",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
@@ -52,6 +53,9 @@ class _StrictString(_IntercomField):
             raise self.make_error("type", kind=_kind(value))
         if len(value) > MAX_STRING_CHARS:  # characters (code points), not bytes
             raise self.make_error("length", length=len(value))
+        if not _is_utf8(value):
+            # json.loads accepts "\ud800"; it would pass here and crash the UTF-8 signing step.
+            raise self.make_error("unicode")
         return value
 
 
@@ -104,22 +108,24 @@ class _UnixSeconds(_IntercomField):
         "millis": "looks like milliseconds; Intercom dates are Unix seconds (divide by 1000)",
         "negative": "is before 1970; Intercom dates are positive Unix seconds",
         "finite": "must be a finite number of seconds",
+        "future": "is after the year 5138; check the date",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
             raise self.make_error("type", kind=_kind(value))
         if isinstance(value, datetime):
-            return self._check(_datetime_seconds(value))
+            return self._check(_datetime_seconds(value), parsed=True)
         if isinstance(value, date):
-            return self._check(_datetime_seconds(datetime(value.year, value.month, value.day)))
+            midnight = datetime(value.year, value.month, value.day)
+            return self._check(_datetime_seconds(midnight), parsed=True)
         if isinstance(value, str):
             text = value.strip()
             try:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00", 1))
             except ValueError:
                 raise self.make_error("iso") from None
-            return self._check(_datetime_seconds(parsed))
+            return self._check(_datetime_seconds(parsed), parsed=True)
         if isinstance(value, float):
             if not math.isfinite(value):
                 raise self.make_error("finite")
@@ -128,9 +134,10 @@ class _UnixSeconds(_IntercomField):
             return self._check(value)
         raise self.make_error("type", kind=_kind(value))
 
-    def _check(self, seconds: int) -> int:
+    def _check(self, seconds: int, *, parsed: bool = False) -> int:
         if seconds >= MILLISECONDS_THRESHOLD:
-            raise self.make_error("millis")
+            # Only a bare number can be milliseconds; a real date this far out is just wrong.
+            raise self.make_error("future" if parsed else "millis")
         if seconds < 0:
             raise self.make_error("negative")
         return seconds
@@ -141,6 +148,14 @@ def _datetime_seconds(value: datetime) -> int:
     # machine's local zone would shift every date by hours.
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return int(aware.timestamp())
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _kind(value: Any) -> str:
@@ -181,7 +196,7 @@ class AttributePolicy:
         self.names = frozenset(s.name for s in specs)
         # allow_none: null is how Intercom shows "Unknown"; data_key keeps names
         # with spaces or dashes working as schema fields.
-        declared: dict[str, fields.Field[Any] | type] = {
+        declared: dict[str, fields.Field[Any]] = {
             f"f{i}": _FIELDS[s.type](allow_none=True, data_key=s.name) for i, s in enumerate(specs)
         }
         self._schema = Schema.from_dict(declared, name="AttributesSchema")(unknown=RAISE)
@@ -197,8 +212,7 @@ class AttributePolicy:
             loaded = exc.valid_data if isinstance(exc.valid_data, dict) else {}
             errors = exc.messages if isinstance(exc.messages, dict) else {}
         problems = tuple(
-            AttributeProblem(name, "; ".join(_flatten(errors[name])))
-            for name in sorted(errors)
+            AttributeProblem(name, "; ".join(_flatten(errors[name]))) for name in sorted(errors)
         )
         if problems and self.on_invalid == "reject":
             raise InvalidAttributesError(problems)

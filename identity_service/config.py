@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 
 from identity_service import naming
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
+from identity_service.ratelimit import parse_limit
 from identity_service.secrets import DEV_SECRET_BANNER, SecretSource, ensure_dev_secret
 from identity_service.settings import (
     REGIONS,
@@ -31,8 +32,10 @@ from identity_service.settings import (
     AuthSettings,
     BearerAuthSettings,
     OnInvalid,
+    OnStorageError,
     OnUnavailable,
     ProfileSettings,
+    RateLimitSettings,
     ServiceSettings,
     SessionAuthSettings,
     Settings,
@@ -86,6 +89,11 @@ def load_settings(
         except OSError as exc:
             problem = ConfigProblem("<file>", f"cannot read the file ({exc.strerror})")
             raise ConfigError(source, [problem]) from None
+        except UnicodeDecodeError as exc:
+            problem = ConfigProblem(
+                "<file>", f"is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            )
+            raise ConfigError(source, [problem]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
@@ -105,6 +113,9 @@ class _Loader:
         self.problems: list[ConfigProblem] = []
         self.warnings: list[str] = []
         self.path: list[str] = []
+        # Workspaces with a session [[auth]] table, even one whose secret failed, so the
+        # cross-checks report every problem in one pass.
+        self.session_workspaces: list[str] = []
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -293,7 +304,9 @@ class _Loader:
         return next(iter(workspaces), "")
 
     def service(self, table: Mapping[str, Any]) -> ServiceSettings:
-        self.only_keys(table, {"cors_origins", "hsts", "max_body_bytes", "proxy_hops"})
+        self.only_keys(
+            table, {"cors_origins", "hsts", "max_body_bytes", "proxy_hops", "rate_limit"}
+        )
         origins = self.strings(table, "cors_origins", required=False)
         with self.at("cors_origins"):
             for i, origin in enumerate(origins):
@@ -307,7 +320,28 @@ class _Loader:
             ),
             proxy_hops=self.get(table, "proxy_hops", int, 0, _between(0, 5, "proxies")),
             instance_path=self.instance,
+            rate_limit=self.rate_limit(self.table(table, "rate_limit") or {}),
         )
+
+    def rate_limit(self, table: Mapping[str, Any]) -> RateLimitSettings:
+        with self.at("rate_limit"):
+            self.only_keys(
+                table, {"enabled", "per_client", "per_user", "storage_url", "on_storage_error"}
+            )
+            defaults = RateLimitSettings()
+            per_client = self.get(table, "per_client", str, defaults.per_client, _limit_problem)
+            per_user = self.get(table, "per_user", str, defaults.per_user, _limit_problem)
+            storage = self.get(
+                table, "storage_url", str, defaults.storage_url, _storage_problem
+            )
+            on_error = self.choice(table, "on_storage_error", OnStorageError, "open")
+            return RateLimitSettings(
+                per_client=per_client,
+                per_user=per_user,
+                storage_url=storage,
+                on_storage_error=cast(OnStorageError, on_error),
+                enabled=self.get(table, "enabled", bool, True),
+            )
 
     def workspace(self, key: str, table: Mapping[str, Any]) -> WorkspaceSettings | None:
         self.only_keys(
@@ -325,7 +359,12 @@ class _Loader:
         )
         on_invalid = cast(OnInvalid, self.choice(table, "on_invalid", OnInvalid, "drop"))
         attributes = self.attributes(table.get("attributes", []))
-        auth = self.auth_methods(table.get("auth", []))
+        raw_auth = table.get("auth", [])
+        if isinstance(raw_auth, list) and any(
+            isinstance(item, dict) and item.get("method") == "session" for item in raw_auth
+        ):
+            self.session_workspaces.append(key)
+        auth = self.auth_methods(raw_auth)
         profile_table = self.table(table, "profile")
         profile = None
         if profile_table is not None:
@@ -388,18 +427,25 @@ class _Loader:
 
     def attribute(self, item: Mapping[str, Any]) -> AttributeSpec | None:
         self.only_keys(item, {"name", "type", "description", "claim", "profile"})
-        name = self.get(item, "name", str, "")
+        before = len(self.problems)
+        name = self.get(item, "name", str, None)
         type_ = cast(AttributeType, self.choice(item, "type", AttributeType, "string"))
         description = self.get(item, "description", str, "")
         claim = self.get(item, "claim", str, None)
         profile = self.get(item, "profile", str, None)
-        if "name" in item and (reason := naming.name_problem(name, type_)):
+        # Every problem of this attribute is reported; a broken one is then left out,
+        # so it never shows up again as a bogus duplicate.
+        if name is not None and (reason := naming.name_problem(name, type_)):
             self.problem("name", reason)
-            return None
         if name in STANDARD_ATTRIBUTES and STANDARD_ATTRIBUTES[name] != type_:
-            self.problem("type", f"{name!r} is a standard attribute of type {STANDARD_ATTRIBUTES[name]!r}")
+            standard = STANDARD_ATTRIBUTES[name]
+            self.problem("type", f"{name!r} is a standard attribute of type {standard!r}")
         if not claim and not profile:
-            self.problem(None, "say where the value comes from: claim = \"...\" and/or profile = \"...\"")
+            self.problem(
+                None, 'say where the value comes from: claim = "..." and/or profile = "..."'
+            )
+        if name is None or len(self.problems) > before:
+            return None
         return AttributeSpec(name, type_, description, claim or None, profile or None)
 
     def auth_methods(self, raw: Any) -> tuple[AuthSettings, ...]:
@@ -515,7 +561,9 @@ class _Loader:
             cookie_name=self.get(item, "cookie_name", str, "session", _non_empty),
             salt=self.get(item, "salt", str, "cookie-session"),
             digest=digest,
-            max_age=self.get(item, "max_age", int, 31 * 24 * 3600, _between(60, 400 * 86400, "seconds")),
+            max_age=self.get(
+                item, "max_age", int, 31 * 24 * 3600, _between(60, 400 * 86400, "seconds")
+            ),
             user_id_key=self.get(item, "user_id_key", str, "user_id", _non_empty),
         )
 
@@ -542,8 +590,10 @@ class _Loader:
             pool_size=self.get(table, "pool_size", int, 5, _between(1, 50, "connections")),
         )
 
-    def cross_checks(self, service: ServiceSettings, workspaces: Mapping[str, WorkspaceSettings]) -> None:
-        cookie = [w.key for w in workspaces.values() if any(a.method == "session" for a in w.auth)]
+    def cross_checks(
+        self, service: ServiceSettings, workspaces: Mapping[str, WorkspaceSettings]
+    ) -> None:
+        cookie = self.session_workspaces
         if "*" in service.cors_origins and cookie:
             self.problem(
                 "service.cors_origins",
@@ -577,6 +627,22 @@ def _between(low: float, high: float, unit: str) -> Callable[[Any], str | None]:
         return None
 
     return check
+
+
+def _limit_problem(value: str) -> str | None:
+    if not value:
+        return None  # empty: this scope is not limited
+    try:
+        parse_limit(value)
+    except ValueError:
+        return f"{value!r} is not a rate limit; write e.g. \"30/minute\" or \"5 per second\""
+    return None
+
+
+def _storage_problem(value: str) -> str | None:
+    if value.startswith(("memory://", "redis://", "rediss://")):
+        return None
+    return "must be memory:// (one process) or redis://host:port/db (shared by every instance)"
 
 
 def _non_empty(value: str) -> str | None:

@@ -142,3 +142,16 @@ class KeySourceUnavailableError(IdentityServiceError):
     status = 503
     title = "Identity provider keys unavailable"
     slug = "idp-keys-unavailable"
+
+
+class InvalidRequestError(IdentityServiceError):
+    """The request body does not match the API schema (422); lists every bad field."""
+
+    status = 422
+    title = "Invalid request"
+    slug = "invalid-request"
+
+    def __init__(self, problems: Sequence[AttributeProblem]) -> None:
+        self.problems = tuple(problems)
+        listed = "; ".join(str(p) for p in self.problems)
+        super().__init__(f"the request body is invalid: {listed}")

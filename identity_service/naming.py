@@ -33,7 +33,7 @@ def name_problem(name: str, type_: str) -> str | None:
         return f"date attribute {name!r} must end in _at (Intercom treats only _at keys as dates)"
     if type_ != "date" and name.endswith("_at"):
         return (
-            f"{name!r} ends in _at, so Intercom treats it as a date; declare type = \"date\" "
+            f'{name!r} ends in _at, so Intercom treats it as a date; declare type = "date" '
             "or rename it"
         )
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets as stdlib_secrets
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,9 @@ from identity_service.errors import SecretUnavailableError
 log = logging.getLogger(__name__)
 
 MIN_SECRET_BYTES = 32
+# A log message, not a password (ruff's S105 matches the word SECRET in the name).
 DEV_SECRET_BANNER = (
-    "DEVELOPMENT SECRET IN USE: {what} comes from the generated file {path}. "
+    "DEVELOPMENT SECRET IN USE: {what} comes from the generated file {path}. "  # noqa: S105
     "It protects nothing in production; configure secret_env or secret_file."
 )
 
@@ -47,13 +49,20 @@ def ensure_dev_secret(path: Path) -> bool:
     Returns True when it was created now.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    # mkstemp opens with O_EXCL and mode 0600. The secret is written there first and
+    # then linked into place: os.link refuses an existing path like O_EXCL does, so two
+    # workers starting together never overwrite each other's secret, and neither can
+    # read the file while it is still empty.
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        # O_EXCL: two workers starting together must not overwrite each other's secret.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        handle.write(stdlib_secrets.token_urlsafe(48))
+        with os.fdopen(fd, "w") as handle:
+            handle.write(stdlib_secrets.token_urlsafe(48))
+        try:
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+    finally:
+        os.unlink(temporary)
     return True
 
 
@@ -134,7 +143,9 @@ class SecretSource:
             return fresh
 
 
-def _safe_stamp(reference: str, fallback: tuple[int, int, int] | None) -> tuple[int, int, int] | None:
+def _safe_stamp(
+    reference: str, fallback: tuple[int, int, int] | None
+) -> tuple[int, int, int] | None:
     # Remember the refused file's stamp so a bad file is reported once, not on every request.
     try:
         return _stamp(Path(reference))

@@ -11,11 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from identity_service.errors import UnknownWorkspaceError
 from identity_service.secrets import SecretSource
 
 AttributeType = Literal["string", "integer", "number", "boolean", "date"]
 OnInvalid = Literal["drop", "reject"]
 OnUnavailable = Literal["fail", "omit"]
+OnStorageError = Literal["open", "closed"]
 
 REGIONS: Mapping[str, str] = {
     "us": "https://api-iam.intercom.io",
@@ -124,6 +126,17 @@ class WorkspaceSettings:
 
 
 @dataclass(frozen=True)
+class RateLimitSettings:
+    """Limits in the `limits` notation ("30/minute"); empty disables that scope."""
+
+    per_client: str = "120/minute"
+    per_user: str = "30/minute"
+    storage_url: str = "memory://"
+    on_storage_error: OnStorageError = "open"
+    enabled: bool = True
+
+
+@dataclass(frozen=True)
 class ServiceSettings:
     """Deployment-wide HTTP settings."""
 
@@ -132,6 +145,7 @@ class ServiceSettings:
     max_body_bytes: int = 4096
     proxy_hops: int = 0
     instance_path: Path = Path("instance")
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
 
 
 @dataclass(frozen=True)
@@ -146,8 +160,6 @@ class Settings:
 
     def workspace(self, key: str | None) -> WorkspaceSettings:
         """The named workspace, or the default one when `key` is None."""
-        from identity_service.errors import UnknownWorkspaceError
-
         chosen = self.default_workspace if key is None else key
         try:
             return self.workspaces[chosen]

@@ -52,12 +52,18 @@ class MintedToken:
 def normalize_user_id(user_id: object) -> str:
     """Intercom needs a stable, non-empty string id; integers are converted, nothing else is."""
     if isinstance(user_id, bool) or not isinstance(user_id, str | int):
-        raise InvalidUserIdError(f"user id must be a string or an integer, got {type(user_id).__name__}")
+        kind = type(user_id).__name__
+        raise InvalidUserIdError(f"user id must be a string or an integer, got {kind}")
     text = str(user_id)
     if not text.strip():
         raise InvalidUserIdError("user id must not be empty")
     if len(text) > MAX_USER_ID_CHARS:
         raise InvalidUserIdError(f"user id is {len(text)} characters; at most {MAX_USER_ID_CHARS}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate (json.loads accepts "\ud800") cannot be signed as UTF-8.
+        raise InvalidUserIdError("user id is not valid Unicode text") from None
     return text
 
 

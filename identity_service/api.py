@@ -1,0 +1,138 @@
+"""The token endpoint: authenticate -> gather facts -> validate -> mint. Views stay thin."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request
+from marshmallow import ValidationError
+from werkzeug.exceptions import UnsupportedMediaType
+
+from identity_service.auth import RequestView, authenticate
+from identity_service.errors import (
+    AttributeProblem,
+    AuthenticationError,
+    ForbiddenOriginError,
+    InvalidRequestError,
+)
+from identity_service.observability import audit, client_address
+from identity_service.ratelimit import RateLimitedError
+from identity_service.runtime import EXTENSION, Runtime
+from identity_service.schemas import TokenRequestSchema, TokenResponseSchema
+
+bp = Blueprint("api", __name__)
+TOKEN_PATH = "/v1/messenger/token"
+_request_schema = TokenRequestSchema()
+_response_schema = TokenResponseSchema()
+
+
+def current_runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions[EXTENSION]
+    return runtime
+
+
+def request_view() -> RequestView:
+    """The parts of the Flask request an authenticator may see."""
+    return RequestView(
+        authorization=request.headers.get("Authorization"),
+        cookies=request.cookies,
+        origin=request.headers.get("Origin"),
+        sec_fetch_site=request.headers.get("Sec-Fetch-Site"),
+        host_origin=request.host_url.rstrip("/"),
+    )
+
+
+def token_request() -> dict[str, Any]:
+    """The validated body; an empty body asks for the default workspace."""
+    raw = request.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
+    if not raw:
+        return {"workspace": None}
+    if not request.is_json:
+        raise UnsupportedMediaType("send the body as application/json, or send no body")
+    data = request.get_json()  # malformed JSON -> 400
+    if not isinstance(data, dict):
+        raise InvalidRequestError([AttributeProblem("<body>", "must be a JSON object")])
+    try:
+        loaded: dict[str, Any] = _request_schema.load(data)
+    except ValidationError as exc:
+        messages = exc.messages if isinstance(exc.messages, dict) else {"<body>": exc.messages}
+        raise InvalidRequestError(
+            [AttributeProblem(str(k), "; ".join(map(str, v))) for k, v in messages.items()]
+        ) from None
+    return loaded
+
+
+def limited(runtime: Runtime, check: Callable[[], None]) -> None:
+    """Run a rate-limit check, counting refusals by scope."""
+    try:
+        check()
+    except RateLimitedError as exc:
+        runtime.metrics.rate_limited.labels(exc.scope).inc()
+        raise
+
+
+@bp.post(TOKEN_PATH)
+def messenger_token() -> Response:
+    """Mint a Messenger token for the logged-in user making this request."""
+    runtime = current_runtime()
+    # Per-address limit first: it is cheap and shields the verification work behind it.
+    limited(runtime, lambda: runtime.limiter.check_client(client_address()))
+    workspace = runtime.settings.workspace(token_request()["workspace"])
+    g.workspace = workspace.key
+    view = request_view()
+    now = runtime.clock()
+    authenticators = runtime.authenticators[workspace.key]
+    try:
+        identity = authenticate(view, authenticators, now)
+    except (AuthenticationError, ForbiddenOriginError) as exc:
+        method = next((a.method for a in authenticators if a.applies(view)), "none")
+        runtime.metrics.auth_failures.labels(workspace.key, method, exc.reason).inc()
+        audit(
+            "auth_failure",
+            workspace=workspace.key,
+            method=method,
+            reason=exc.reason,
+            status=exc.status,
+            client=client_address(),
+            request_id=g.get("request_id"),
+        )
+        raise
+    g.user_id = identity.user_id
+    limited(runtime, lambda: runtime.limiter.check_user(workspace.key, identity.user_id))
+    issued = runtime.issuer.issue_detailed(identity, workspace, int(now))
+    minted = issued.minted
+    runtime.metrics.tokens_minted.labels(workspace.key).inc()
+    for name in issued.dropped:
+        runtime.metrics.attributes_dropped.labels(workspace.key, name).inc()
+    if issued.profile_missing:
+        runtime.metrics.profile_unavailable.labels(workspace.key).inc()
+    audit(
+        "mint",
+        workspace=workspace.key,
+        user_id=minted.user_id,
+        method=identity.method,
+        attributes=list(minted.attributes),
+        dropped=list(issued.dropped),
+        jti=minted.jti,
+        exp=minted.expires_at,
+        client=client_address(),
+        request_id=g.get("request_id"),
+    )
+    response = jsonify(
+        _response_schema.dump(
+            {
+                "token": minted.token,
+                "expires_at": minted.expires_at,
+                "app_id": minted.app_id,
+                "api_base": minted.api_base,
+                "user_id": minted.user_id,
+                "attributes": list(minted.attributes),
+                "warnings": list(minted.warnings),
+            }
+        )
+    )
+    # A token is a bearer credential for the Messenger: never cache it anywhere.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response

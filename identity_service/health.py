@@ -1,0 +1,79 @@
+"""Operations endpoints: liveness, readiness, metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from identity_service.api import current_runtime
+from identity_service.errors import SecretUnavailableError
+from identity_service.openapi import build_openapi
+from identity_service.problems import problem_response
+
+bp = Blueprint("health", __name__)
+
+
+def package_version() -> str:
+    try:
+        return version("identity_service")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0.0.0"
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is up and answering."""
+    return jsonify({"status": "ok"})
+
+
+@bp.get("/readyz")
+def readyz() -> Response:
+    """Ready to mint: every secret readable, IdP keys cached or fetchable, profile DB reachable."""
+    runtime = current_runtime()
+    checks: dict[str, str] = {}
+    for key, workspace in runtime.settings.workspaces.items():
+        try:
+            workspace.secret.get()
+            checks[f"{key}.secret"] = "ok"
+        except SecretUnavailableError:
+            checks[f"{key}.secret"] = "unavailable"
+        for index, authenticator in enumerate(runtime.authenticators[key]):
+            ready = getattr(authenticator, "ready", None)
+            if ready is not None:
+                checks[f"{key}.auth[{index}]"] = "ok" if ready() else "unavailable"
+        profile = runtime.profiles.get(key)
+        if profile is not None:
+            checks[f"{key}.profile"] = "ok" if profile.ready() else "unavailable"
+    if runtime.settings.service.rate_limit.storage_url != "memory://":
+        checks["rate_limit.storage"] = "ok" if runtime.limiter.ready() else "unavailable"
+    failed = sorted(name for name, state in checks.items() if state != "ok")
+    if failed:
+        return problem_response(
+            503,
+            "Not ready",
+            f"unavailable: {', '.join(failed)}",
+            "not-ready",
+            extra={"checks": checks},
+        )
+    return jsonify({"status": "ready", "checks": checks})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Prometheus metrics of this process."""
+    body = generate_latest(current_runtime().metrics.registry)
+    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], content_type=CONTENT_TYPE_LATEST)
+
+
+_openapi_cache: dict[str, Any] = {}
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    """The OpenAPI 3.1 description of this API."""
+    if "doc" not in _openapi_cache:
+        _openapi_cache["doc"] = build_openapi(package_version())
+    return jsonify(_openapi_cache["doc"])

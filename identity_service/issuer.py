@@ -1,0 +1,60 @@
+"""Issue a Messenger token for an authenticated user: facts -> clean attributes -> signed JWT.
+
+The one domain service both the HTTP endpoint and the server-rendered snippet
+call, so every path to a token applies the same whitelist and rules.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from identity_service.attributes import AttributePolicy
+from identity_service.auth import Identity
+from identity_service.profile import SqlProfileSource, fetch_profile, gather_facts
+from identity_service.settings import Settings, WorkspaceSettings
+from identity_service.tokens import MintedToken, mint
+
+
+@dataclass(frozen=True)
+class Issued:
+    """A minted token plus what observability needs to know about how it was made."""
+
+    minted: MintedToken
+    dropped: tuple[str, ...]  # names of attributes left out as invalid
+    profile_missing: bool  # the profile database was unreachable (omit policy)
+
+
+class TokenIssuer:
+    """Mints tokens for any configured workspace; built once per app."""
+
+    def __init__(self, settings: Settings, profiles: Mapping[str, SqlProfileSource]) -> None:
+        self.settings = settings
+        self.profiles = profiles
+        self.policies = {
+            key: AttributePolicy(ws.attributes, ws.on_invalid)
+            for key, ws in settings.workspaces.items()
+        }
+
+    def issue_detailed(self, identity: Identity, workspace: WorkspaceSettings, now: int) -> Issued:
+        """Gather the user's facts, keep the valid whitelisted ones, and sign them."""
+        source = self.profiles.get(workspace.key)
+        row, profile_warnings = fetch_profile(source, identity.user_id)
+        facts = gather_facts(identity.claims, row, workspace.attributes)
+        clean = self.policies[workspace.key].clean(facts)
+        minted = mint(
+            identity.user_id,
+            clean.values,
+            workspace,
+            now,
+            warnings=(*profile_warnings, *clean.warnings),
+        )
+        return Issued(
+            minted=minted,
+            dropped=tuple(p.name for p in clean.dropped),
+            profile_missing=bool(profile_warnings),
+        )
+
+    def issue(self, identity: Identity, workspace: str | None, now: int) -> MintedToken:
+        """Mint a token for `identity` in the named (or default) workspace."""
+        return self.issue_detailed(identity, self.settings.workspace(workspace), now).minted

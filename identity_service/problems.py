@@ -1,0 +1,93 @@
+"""The only bridge from errors to HTTP: every error becomes application/problem+json (RFC 9457).
+
+No response carries a stack trace, a secret, a token or a cookie: domain errors
+bring their own client-safe `detail`, HTTP errors get Werkzeug's generic text,
+and anything unexpected becomes a bare 500 whose detail is only the request id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, g, json
+from werkzeug.exceptions import HTTPException
+
+from identity_service.errors import AuthenticationError, IdentityServiceError
+from identity_service.ratelimit import RateLimitedError
+
+log = logging.getLogger(__name__)
+
+PROBLEM_MIME = "application/problem+json"
+TYPE_BASE = "https://identity-service.dev/problems/"
+
+
+def problem_response(
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> Response:
+    """A problem+json response; `type` is a stable URI per kind of problem."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    request_id = g.get("request_id")
+    if request_id:
+        body["request_id"] = request_id
+    body.update(extra or {})
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _domain(error: IdentityServiceError) -> Response:
+    headers: dict[str, str] = {}
+    extra: dict[str, Any] = {}
+    if isinstance(error, AuthenticationError):
+        # One challenge per configured method; a cookie method has no standard
+        # scheme, so only Bearer is advertised (RFC 6750 error codes).
+        code = "invalid_request" if error.reason == "missing_credentials" else "invalid_token"
+        headers["WWW-Authenticate"] = f'Bearer realm="identity_service", error="{code}"'
+        extra["reason"] = error.reason
+    if isinstance(error, RateLimitedError):
+        headers["Retry-After"] = str(error.retry_after)
+    if error.status >= 500:
+        log.error("%s: %s", type(error).__name__, error.detail)
+    problems = getattr(error, "problems", None)
+    if problems is not None and error.status < 500:
+        extra["errors"] = [{"name": p.name, "reason": p.reason} for p in problems]
+    return problem_response(error.status, error.title, error.detail, error.slug, headers, extra)
+
+
+def _http(error: HTTPException) -> Response:
+    status = error.code or 500
+    headers = {k: v for k, v in error.get_headers() if k.lower() not in {"content-type"}}
+    slug = (error.name or "error").lower().replace(" ", "-")
+    return problem_response(status, error.name, error.description or error.name, slug, headers)
+
+
+def _unexpected(error: Exception) -> Response:
+    # The traceback goes to the server log (code lines, not local values); the
+    # client learns only that it failed and which request to quote.
+    log.exception("unhandled error", exc_info=error)
+    return problem_response(
+        500,
+        "Internal error",
+        "the service failed to handle this request; quote the request id to the operators",
+        "internal-error",
+    )
+
+
+def register(app: Flask) -> None:
+    """Route every error through problem+json."""
+    app.register_error_handler(IdentityServiceError, _domain)
+    app.register_error_handler(HTTPException, _http)
+    app.register_error_handler(Exception, _unexpected)

@@ -1,0 +1,64 @@
+"""Everything a running app holds: settings, authenticators, issuer, metrics, clock.
+
+Built once by the app factory from frozen settings; views reach it through
+`current_runtime()`. Keeping it in one object makes the wiring explicit and
+lets tests build an app on any settings and any clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from identity_service.auth import Authenticator
+from identity_service.auth.bearer import BearerAuthenticator
+from identity_service.auth.session import SessionAuthenticator
+from identity_service.issuer import TokenIssuer
+from identity_service.observability import Metrics
+from identity_service.profile import SqlProfileSource
+from identity_service.ratelimit import RateLimiter
+from identity_service.settings import BearerAuthSettings, Settings, WorkspaceSettings
+
+EXTENSION = "identity_service"
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """The live objects behind one app."""
+
+    settings: Settings
+    authenticators: Mapping[str, Sequence[Authenticator]]
+    profiles: Mapping[str, SqlProfileSource]
+    issuer: TokenIssuer
+    metrics: Metrics
+    limiter: RateLimiter
+    clock: Callable[[], float]
+
+    @classmethod
+    def build(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Runtime:
+        profiles = {
+            key: SqlProfileSource(ws.profile)
+            for key, ws in settings.workspaces.items()
+            if ws.profile is not None
+        }
+        return cls(
+            settings=settings,
+            authenticators={k: build_authenticators(ws) for k, ws in settings.workspaces.items()},
+            profiles=profiles,
+            issuer=TokenIssuer(settings, profiles),
+            metrics=Metrics.create(),
+            limiter=RateLimiter(settings.service.rate_limit),
+            clock=clock,
+        )
+
+
+def build_authenticators(workspace: WorkspaceSettings) -> tuple[Authenticator, ...]:
+    """One authenticator per configured method, in the configured order."""
+    built: list[Authenticator] = []
+    for method in workspace.auth:
+        if isinstance(method, BearerAuthSettings):
+            built.append(BearerAuthenticator(method))
+        else:
+            built.append(SessionAuthenticator(method))
+    return tuple(built)

@@ -1,0 +1,51 @@
+"""Marshmallow schemas of the HTTP API: they validate requests and feed the OpenAPI document."""
+
+from __future__ import annotations
+
+from marshmallow import RAISE, Schema, fields, validate
+
+
+class TokenRequestSchema(Schema):
+    """Body of POST /v1/messenger/token (optional: an empty body means the default workspace)."""
+
+    class Meta:
+        unknown = RAISE  # a typo in a field name is an error, not silently ignored
+
+    workspace = fields.String(
+        load_default=None,
+        validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"),
+        metadata={"description": "Workspace key from the configuration; default when absent."},
+    )
+
+
+class TokenResponseSchema(Schema):
+    """A minted Messenger token and what the Messenger needs to boot with it."""
+
+    token = fields.String(required=True, metadata={"description": "The signed Messenger JWT."})
+    expires_at = fields.Integer(required=True, metadata={"description": "Unix seconds."})
+    app_id = fields.String(required=True)
+    api_base = fields.String(required=True)
+    user_id = fields.String(required=True)
+    attributes = fields.List(
+        fields.String(), required=True, metadata={"description": "Names of the signed attributes."}
+    )
+    warnings = fields.List(fields.String(), required=True)
+
+
+class ProblemSchema(Schema):
+    """RFC 9457 problem details."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String(required=True)
+    request_id = fields.String()
+    reason = fields.String()
+    errors = fields.List(fields.Dict())
+
+
+class HealthSchema(Schema):
+    """Liveness / readiness report."""
+
+    status = fields.String(required=True)
+    checks = fields.Dict(keys=fields.String(), values=fields.String())

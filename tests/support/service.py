@@ -1,0 +1,161 @@
+"""A complete service configuration for HTTP tests: RSA IdP key, session key, SQLite profiles."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
+
+from identity_service.config import load_settings
+from identity_service.settings import Settings
+
+ISSUER = "https://idp.pete.example/"
+AUDIENCE = "identity-service"
+ORIGIN = "https://app.pete.example"
+MESSENGER_SECRET = "m" * 40 + "-messenger-secret-for-tests"
+SESSION_SECRET = "s" * 40 + "-product-session-key"
+
+CONFIG = """
+[service]
+cors_origins = ["{origin}"]
+max_body_bytes = 1024
+
+[workspaces.main]
+app_id = "abc123"
+region = "eu"
+secret_file = "messenger.secret"
+token_lifetime = 3600
+on_invalid = "{on_invalid}"
+
+[[workspaces.main.attributes]]
+name = "email"
+type = "string"
+claim = "email"
+profile = "email"
+
+[[workspaces.main.attributes]]
+name = "plan"
+type = "string"
+claim = "https://pete.example/plan"
+profile = "plan"
+
+[[workspaces.main.attributes]]
+name = "teammates"
+type = "integer"
+profile = "teammates"
+
+[[workspaces.main.attributes]]
+name = "last_order_at"
+type = "date"
+profile = "last_order_at"
+
+[[workspaces.main.auth]]
+method = "bearer"
+issuer = "{issuer}"
+audience = "{audience}"
+algorithms = ["RS256"]
+key_file = "idp-public.pem"
+
+[[workspaces.main.auth]]
+method = "session"
+secret_file = "session.secret"
+allowed_origins = ["{origin}"]
+
+[workspaces.main.profile]
+url = "sqlite:///profiles.db"
+query = "SELECT email, plan, teammates, last_order_at FROM users WHERE id = :user_id"
+on_unavailable = "{on_unavailable}"
+"""
+
+
+@dataclass
+class ServiceFixture:
+    """Everything a test needs to call the service as a product would."""
+
+    root: Path
+    settings: Settings
+    private_key: rsa.RSAPrivateKey
+
+    @property
+    def messenger_secret(self) -> str:
+        return MESSENGER_SECRET
+
+    def idp_token(self, claims: Mapping[str, Any] | None = None, **overrides: Any) -> str:
+        now = int(time.time())
+        payload: dict[str, Any] = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": "user-42",
+            "iat": now,
+            "exp": now + 300,
+            "email": "ada@pete.example",
+            "https://pete.example/plan": "pro",
+        }
+        payload.update(claims or {})
+        payload.update(overrides)
+        return jwt.encode(payload, self.private_key, algorithm="RS256")
+
+    def session_cookie(self, data: Mapping[str, Any], key: str = SESSION_SECRET) -> str:
+        """A cookie made by Flask's own session machinery, as the product would set it."""
+        product = Flask("product")
+        product.secret_key = key
+        serializer = SecureCookieSessionInterface().get_signing_serializer(product)
+        assert serializer is not None
+        return str(serializer.dumps(dict(data)))
+
+    def add_profile(self, user_id: str, **row: Any) -> None:
+        with sqlite3.connect(self.root / "profiles.db") as db:
+            db.execute(
+                "INSERT INTO users (id, email, plan, teammates, last_order_at) VALUES (?,?,?,?,?)",
+                (
+                    user_id,
+                    row.get("email"),
+                    row.get("plan"),
+                    row.get("teammates"),
+                    row.get("last_order_at"),
+                ),
+            )
+
+
+def make_service(
+    root: Path,
+    on_invalid: str = "drop",
+    on_unavailable: str = "omit",
+    extra: str = "",
+) -> ServiceFixture:
+    """Write keys, secrets, a profile database and the configuration under `root`."""
+    private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    (root / "idp-public.pem").write_bytes(
+        private_key.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+    )
+    for name, value in (("messenger.secret", MESSENGER_SECRET), ("session.secret", SESSION_SECRET)):
+        path = root / name
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+    with sqlite3.connect(root / "profiles.db") as db:
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, email TEXT, plan TEXT, "
+            "teammates INTEGER, last_order_at INTEGER)"
+        )
+    text = CONFIG.format(
+        origin=ORIGIN,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        on_invalid=on_invalid,
+        on_unavailable=on_unavailable,
+    )
+    config = root / "service.toml"
+    config.write_text(text + extra)
+    settings = load_settings(config, environ={"IDENTITY_SERVICE_INSTANCE": str(root / "instance")})
+    return ServiceFixture(root=root, settings=settings, private_key=private_key)
