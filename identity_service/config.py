@@ -149,10 +149,12 @@ class _Loader:
         kind: type[T],
         default: Any = _MISSING,
         check: Callable[[T], str | None] | None = None,
+        *,
+        required: bool = False,
     ) -> T:
         value = table.get(key, _MISSING)
         if value is _MISSING:
-            if default is _MISSING:
+            if required or default is _MISSING:
                 self.problem(key, f"is required ({_kind_name(kind)})")
             return cast(T, default)
         ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
@@ -331,9 +333,7 @@ class _Loader:
             defaults = RateLimitSettings()
             per_client = self.get(table, "per_client", str, defaults.per_client, _limit_problem)
             per_user = self.get(table, "per_user", str, defaults.per_user, _limit_problem)
-            storage = self.get(
-                table, "storage_url", str, defaults.storage_url, _storage_problem
-            )
+            storage = self.get(table, "storage_url", str, defaults.storage_url, _storage_problem)
             on_error = self.choice(table, "on_storage_error", OnStorageError, "open")
             return RateLimitSettings(
                 per_client=per_client,
@@ -351,7 +351,7 @@ class _Loader:
                 "token_lifetime", "on_invalid", "attributes", "auth", "profile",
             },
         )  # fmt: skip
-        app_id = self.get(table, "app_id", str, "", _app_id_problem)
+        app_id = self.get(table, "app_id", str, "", _app_id_problem, required=True)
         api_base, region = self.api_base(table)
         secret = self.secret(table, f"workspaces.{key} Messenger secret", 32)
         lifetime = self.get(
@@ -481,7 +481,7 @@ class _Loader:
                 "jwks_max_stale", "max_token_bytes",
             },
         )  # fmt: skip
-        issuer = self.get(item, "issuer", str, "", _non_empty)
+        issuer = self.get(item, "issuer", str, "", _non_empty, required=True)
         audience = self.strings(item, "audience", required=True)
         algorithms = self.strings(item, "algorithms", required=True)
         for alg in algorithms:
@@ -569,14 +569,14 @@ class _Loader:
 
     def profile(self, table: Mapping[str, Any]) -> ProfileSettings:
         self.only_keys(table, {"url", "query", "timeout", "on_unavailable", "pool_size"})
-        url = self.get(table, "url", str, "", _non_empty)
+        url = self.get(table, "url", str, "", _non_empty, required=True)
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             # A relative SQLite path is relative to the configuration file, not the cwd.
             relative = url.removeprefix("sqlite:///")
             if relative and relative != ":memory:":
                 instance_relative = relative.replace("{instance}", str(self.instance.resolve()))
                 url = f"sqlite:///{self.file_path(instance_relative)}"
-        query = self.get(table, "query", str, "", _non_empty)
+        query = self.get(table, "query", str, "", _non_empty, required=True)
         if query and ":user_id" not in query:
             self.problem("query", "must use the bound parameter :user_id (never string formatting)")
         on_unavailable = cast(
@@ -595,11 +595,12 @@ class _Loader:
     ) -> None:
         cookie = self.session_workspaces
         if "*" in service.cors_origins and cookie:
-            self.problem(
-                "service.cors_origins",
-                f'"*" is refused while cookie authentication is on (workspaces {cookie}); '
-                "list the exact origins",
-            )
+            with self.at("service"):
+                self.problem(
+                    "cors_origins",
+                    f'"*" is refused while cookie authentication is on (workspaces {cookie}); '
+                    "list the exact origins",
+                )
         for workspace in workspaces.values():
             if not workspace.auth:
                 self.warnings.append(
@@ -635,7 +636,7 @@ def _limit_problem(value: str) -> str | None:
     try:
         parse_limit(value)
     except ValueError:
-        return f"{value!r} is not a rate limit; write e.g. \"30/minute\" or \"5 per second\""
+        return f'{value!r} is not a rate limit; write e.g. "30/minute" or "5 per second"'
     return None
 
 

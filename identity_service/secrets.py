@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 MIN_SECRET_BYTES = 32
 # A log message, not a password (ruff's S105 matches the word SECRET in the name).
 DEV_SECRET_BANNER = (
-    "DEVELOPMENT SECRET IN USE: {what} comes from the generated file {path}. "  # noqa: S105
+    "DEVELOPMENT SECRET IN USE: {what} comes from the generated file {path}. "
     "It protects nothing in production; configure secret_env or secret_file."
 )
 

@@ -1,0 +1,218 @@
+"""Secret sources: environment, file (rotated without restart) and the development file."""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+
+from identity_service.errors import SecretUnavailableError
+from identity_service.secrets import SecretSource, ensure_dev_secret
+
+FIRST = "first-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+SECOND = "second-secret-0123456789abcdefghijklmnopqrstuvwxyz"
+TOO_SHORT = "short-secret-value"
+
+
+def rotate(path: Path, content: str) -> None:
+    """Replace the file atomically, the way an operator (or a secrets manager) rotates it."""
+    fresh = path.with_name(path.name + ".new")
+    fresh.write_text(content)
+    os.replace(fresh, path)
+
+
+@pytest.fixture
+def secret_file(tmp_path: Path) -> Path:
+    path = tmp_path / "messenger.secret"
+    path.write_text(FIRST)
+    return path
+
+
+def file_source(path: Path) -> SecretSource:
+    return SecretSource("file", str(path), "test Messenger secret")
+
+
+# -- files -----------------------------------------------------------------------------
+
+
+def test_a_replaced_file_is_picked_up_without_restart(secret_file: Path) -> None:
+    source = file_source(secret_file)
+    assert source.get() == FIRST.encode()
+    rotate(secret_file, SECOND)
+    assert source.get() == SECOND.encode()
+    rotate(secret_file, FIRST)
+    assert source.get() == FIRST.encode()
+
+
+def test_a_file_rewritten_in_place_is_picked_up(secret_file: Path) -> None:
+    source = file_source(secret_file)
+    assert source.get() == FIRST.encode()
+    secret_file.write_text(SECOND)  # a different size, same inode
+    assert source.get() == SECOND.encode()
+
+
+def test_an_unchanged_file_is_not_read_again(
+    secret_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = file_source(secret_file)
+    source.get()
+    reads: list[Path] = []
+    original = Path.read_bytes
+
+    def counting(self: Path) -> bytes:
+        reads.append(self)
+        return original(self)
+
+    monkeypatch.setattr(Path, "read_bytes", counting)
+    for _ in range(5):
+        assert source.get() == FIRST.encode()
+    assert reads == []
+
+
+def test_a_rotated_file_that_is_too_short_keeps_the_previous_value(
+    secret_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = file_source(secret_file)
+    assert source.get() == FIRST.encode()
+    with caplog.at_level(logging.ERROR, logger="identity_service.secrets"):
+        rotate(secret_file, TOO_SHORT)
+        assert source.get() == FIRST.encode()
+        assert source.get() == FIRST.encode()
+    refusals = [r for r in caplog.records if "rotation refused" in r.getMessage()]
+    assert len(refusals) == 1  # reported once, not on every request
+    assert TOO_SHORT not in caplog.text
+    assert FIRST not in caplog.text
+    rotate(secret_file, SECOND)  # a good rotation afterwards is taken
+    assert source.get() == SECOND.encode()
+
+
+def test_a_file_missing_mid_rotation_keeps_the_previous_value(secret_file: Path) -> None:
+    source = file_source(secret_file)
+    assert source.get() == FIRST.encode()
+    secret_file.unlink()
+    assert source.get() == FIRST.encode()
+    secret_file.write_text(SECOND)
+    assert source.get() == SECOND.encode()
+
+
+def test_one_trailing_newline_is_not_part_of_the_secret(tmp_path: Path) -> None:
+    path = tmp_path / "s"
+    path.write_text(FIRST + "\n")
+    assert file_source(path).get() == FIRST.encode()
+    path.write_text(FIRST + "\n\n")
+    assert file_source(path).get() == (FIRST + "\n").encode()
+
+
+def test_a_missing_file_is_an_error_that_says_how_to_fix_it(tmp_path: Path) -> None:
+    path = tmp_path / "absent.secret"
+    with pytest.raises(SecretUnavailableError) as caught:
+        file_source(path).get()
+    assert str(path) in caught.value.detail
+    assert "create the file or fix secret_file" in caught.value.detail
+    assert caught.value.status == 503
+
+
+def test_a_file_that_is_too_short_at_first_read_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "short.secret"
+    path.write_text("k" * 31)
+    with pytest.raises(SecretUnavailableError) as caught:
+        file_source(path).get()
+    assert "is 31 bytes; at least 32 are required" in caught.value.detail
+    assert "k" * 31 not in caught.value.detail
+
+
+def test_the_value_never_appears_in_repr_or_description(secret_file: Path) -> None:
+    source = file_source(secret_file)
+    source.get()
+    assert FIRST not in repr(source)
+    assert FIRST not in source.describe()
+    assert source.describe() == f"file {secret_file}"
+
+
+# -- environment -----------------------------------------------------------------------
+
+
+def test_an_env_secret_is_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_MESSENGER_SECRET", FIRST)
+    source = SecretSource("env", "TEST_MESSENGER_SECRET", "test Messenger secret")
+    assert source.get() == FIRST.encode()
+    assert source.describe() == "environment variable TEST_MESSENGER_SECRET"
+
+
+def test_an_unset_env_secret_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEST_MESSENGER_SECRET", raising=False)
+    source = SecretSource("env", "TEST_MESSENGER_SECRET", "test Messenger secret")
+    with pytest.raises(SecretUnavailableError, match="TEST_MESSENGER_SECRET is not set"):
+        source.get()
+
+
+def test_a_short_env_secret_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_MESSENGER_SECRET", "k" * 31)
+    source = SecretSource("env", "TEST_MESSENGER_SECRET", "test Messenger secret")
+    with pytest.raises(SecretUnavailableError, match="is 31 bytes; at least 32"):
+        source.get()
+
+
+def test_min_bytes_counts_bytes_not_characters(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TEST_MESSENGER_SECRET", "\u00e9" * 16)  # 16 characters, 32 bytes
+    source = SecretSource("env", "TEST_MESSENGER_SECRET", "test Messenger secret")
+    assert len(source.get()) == 32
+
+
+# -- the development secret ------------------------------------------------------------
+
+
+def test_the_dev_secret_is_created_once_with_mode_0600(tmp_path: Path) -> None:
+    path = tmp_path / "instance" / "dev-workspaces-default.secret"
+    assert ensure_dev_secret(path) is True
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    value = path.read_bytes()
+    assert len(value) >= 32
+    assert ensure_dev_secret(path) is False
+    assert path.read_bytes() == value  # reused, never regenerated
+    assert [p.name for p in path.parent.iterdir()] == [path.name]  # no temporary left behind
+    source = SecretSource("dev", str(path), "dev secret")
+    assert source.get() == value
+
+
+def test_an_existing_dev_secret_is_never_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "dev.secret"
+    path.write_text(FIRST)
+    assert ensure_dev_secret(path) is False
+    assert path.read_text() == FIRST
+
+
+def test_two_dev_secrets_differ(tmp_path: Path) -> None:
+    ensure_dev_secret(tmp_path / "a.secret")
+    ensure_dev_secret(tmp_path / "b.secret")
+    assert (tmp_path / "a.secret").read_bytes() != (tmp_path / "b.secret").read_bytes()
+
+
+def test_workers_starting_together_share_one_complete_dev_secret(tmp_path: Path) -> None:
+    path = tmp_path / "instance" / "dev.secret"
+    start = threading.Barrier(8)
+    created: list[bool] = []
+    seen: list[bytes] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        start.wait()
+        made = ensure_dev_secret(path)
+        value = path.read_bytes()  # what the loader reads right after
+        with lock:
+            created.append(made)
+            seen.append(value)
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert created.count(True) == 1
+    assert len(set(seen)) == 1
+    assert len(seen[0]) >= 32
+    assert [p.name for p in path.parent.iterdir()] == ["dev.secret"]
