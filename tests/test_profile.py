@@ -1,0 +1,344 @@
+"""Profile rows from real SQLite and PostgreSQL databases, and how facts are gathered."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from identity_service.errors import ProfileUnavailableError
+from identity_service.profile import SqlProfileSource, fetch_profile, gather_facts
+from identity_service.settings import AttributeSpec, OnUnavailable, ProfileSettings
+from tests.support.postgres import (
+    POSTGRES_URL,
+    require_postgres,
+    scratch_table,
+    table_exists,
+    terminate_backend,
+)
+
+ROWS = [
+    {"user_id": "u1", "email": "ada@example.com", "plan": "pro", "seats": 3},
+    {"user_id": "u2", "email": "grace@example.com", "plan": None, "seats": 0},
+    {"user_id": "o'brien", "email": "ob@example.com", "plan": "free", "seats": 1},
+]
+INJECTIONS = [
+    "u1' OR '1'='1",
+    "' OR 1=1 --",
+    "u1'; DROP TABLE {table}; --",
+    "u1\\'; SELECT 1; --",
+]
+# Nothing listens on port 1; the password must never reach an error message.
+UNREACHABLE = "postgresql+psycopg://postgres:s3cret-pw@127.0.0.1:1/test"
+
+SourceFactory = Callable[..., SqlProfileSource]
+
+
+@pytest.fixture
+def make_source() -> Iterator[SourceFactory]:
+    """Build sources and close every one afterwards (no pooled connection leaks)."""
+    made: list[SqlProfileSource] = []
+
+    def make(url: str, query: str, **options: Any) -> SqlProfileSource:
+        source = SqlProfileSource(ProfileSettings(url=url, query=query, **options))
+        made.append(source)
+        return source
+
+    yield make
+    for source in made:
+        source.close()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    path = tmp_path / "profiles.db"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE profiles (user_id TEXT PRIMARY KEY, email TEXT, plan TEXT, seats INT)"
+        )
+        db.executemany("INSERT INTO profiles VALUES (:user_id, :email, :plan, :seats)", ROWS)
+    db.close()
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def pg_table() -> Iterator[str]:
+    require_postgres()
+    columns = "user_id text PRIMARY KEY, email text, plan text, seats integer"
+    with scratch_table(columns, ROWS) as name:
+        yield name
+
+
+def _query(table: str) -> str:
+    return f"SELECT user_id, email, plan, seats FROM {table} WHERE user_id = :user_id"  # noqa: S608
+
+
+def _count(url: str, table: str) -> int:
+    path = url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as db:
+        (count,) = db.execute(f"SELECT count(*) FROM {table}").fetchone()  # noqa: S608
+    db.close()
+    return int(count)
+
+
+# --- SQLite -----------------------------------------------------------------
+
+
+def test_sqlite_row_found(make_source: SourceFactory, sqlite_url: str) -> None:
+    source = make_source(sqlite_url, _query("profiles"))
+    assert source.fetch("u1") == ROWS[0]
+    assert source.fetch("u2") == ROWS[1]  # NULL column comes back as None, not dropped
+
+
+def test_sqlite_no_row(make_source: SourceFactory, sqlite_url: str) -> None:
+    assert make_source(sqlite_url, _query("profiles")).fetch("nobody") is None
+
+
+def test_sqlite_first_row_of_many(make_source: SourceFactory, sqlite_url: str) -> None:
+    query = "SELECT email FROM profiles WHERE user_id <> :user_id ORDER BY email DESC"
+    assert make_source(sqlite_url, query).fetch("u1") == {"email": "ob@example.com"}
+
+
+def test_sqlite_quote_in_user_id_is_data(make_source: SourceFactory, sqlite_url: str) -> None:
+    assert make_source(sqlite_url, _query("profiles")).fetch("o'brien") == ROWS[2]
+
+
+@pytest.mark.parametrize("attack", INJECTIONS)
+def test_sqlite_injection_is_inert(
+    make_source: SourceFactory, sqlite_url: str, attack: str
+) -> None:
+    source = make_source(sqlite_url, _query("profiles"))
+    assert source.fetch(attack.format(table="profiles")) is None
+    assert _count(sqlite_url, "profiles") == len(ROWS)
+
+
+def test_sqlite_query_error_is_unavailable(make_source: SourceFactory, sqlite_url: str) -> None:
+    source = make_source(sqlite_url, _query("no_such_table"))
+    with pytest.raises(ProfileUnavailableError) as caught:
+        source.fetch("u1")
+    assert caught.value.status == 503
+    assert "query failed" in caught.value.detail
+    assert "u1" not in caught.value.detail  # the statement and its parameters stay in the log
+
+
+def test_sqlite_ready(make_source: SourceFactory, sqlite_url: str) -> None:
+    assert make_source(sqlite_url, _query("profiles")).ready() is True
+
+
+def test_sqlite_gets_pool_and_busy_timeout(make_source: SourceFactory, sqlite_url: str) -> None:
+    source = make_source(sqlite_url, _query("profiles"), pool_size=3, timeout=1.5)
+    assert source._engine.pool.size() == 3  # type: ignore[attr-defined]
+    assert source._engine.pool.timeout() == 1.5  # type: ignore[attr-defined]
+
+
+def test_sqlite_lock_wait_is_bounded(make_source: SourceFactory, sqlite_url: str) -> None:
+    # Another writer holds an exclusive lock: the read gives up after `timeout`.
+    locker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    try:
+        locker.execute("BEGIN EXCLUSIVE")
+        source = make_source(sqlite_url, _query("profiles"), timeout=0.3, on_unavailable="fail")
+        started = time.monotonic()
+        with pytest.raises(ProfileUnavailableError, match="query failed"):
+            source.fetch("u1")
+        elapsed = time.monotonic() - started
+        assert 0.25 <= elapsed < 3
+    finally:
+        locker.rollback()
+        locker.close()
+    assert source.fetch("u1") == ROWS[0]
+
+
+def test_unsupported_backend_is_refused() -> None:
+    with pytest.raises(ValueError, match="not supported"):
+        SqlProfileSource(ProfileSettings(url="mysql://u@localhost/db", query=_query("t")))
+
+
+# --- unreachable database and the on_unavailable policy --------------------------
+
+
+def test_unreachable_raises_without_password(make_source: SourceFactory) -> None:
+    source = make_source(UNREACHABLE, _query("profiles"), on_unavailable="fail")
+    started = time.monotonic()
+    with pytest.raises(ProfileUnavailableError) as caught:
+        source.fetch("u1")
+    assert time.monotonic() - started < 5
+    assert "unreachable" in caught.value.detail
+    assert "127.0.0.1:1" in caught.value.detail
+    assert "s3cret-pw" not in caught.value.detail
+    assert "s3cret-pw" not in str(caught.value)
+    assert caught.value.__cause__ is None  # translated, not chained to the driver's error
+
+
+def test_unreachable_is_not_ready(make_source: SourceFactory) -> None:
+    assert make_source(UNREACHABLE, _query("profiles")).ready() is False
+
+
+def test_fetch_profile_omit_returns_warning(make_source: SourceFactory) -> None:
+    source = make_source(UNREACHABLE, _query("profiles"), on_unavailable="omit")
+    row, warnings = fetch_profile(source, "u1")
+    assert row is None
+    assert len(warnings) == 1
+    assert warnings[0].startswith("profile source unavailable: ")
+    assert "unreachable" in warnings[0]
+    assert "s3cret-pw" not in warnings[0]
+
+
+def test_fetch_profile_fail_raises(make_source: SourceFactory) -> None:
+    source = make_source(UNREACHABLE, _query("profiles"), on_unavailable="fail")
+    with pytest.raises(ProfileUnavailableError):
+        fetch_profile(source, "u1")
+
+
+@pytest.mark.parametrize("policy", ["omit", "fail"])
+def test_fetch_profile_when_reachable(
+    make_source: SourceFactory, sqlite_url: str, policy: OnUnavailable
+) -> None:
+    source = make_source(sqlite_url, _query("profiles"), on_unavailable=policy)
+    assert fetch_profile(source, "u1") == (ROWS[0], ())
+    assert fetch_profile(source, "nobody") == (None, ())
+
+
+def test_fetch_profile_without_source() -> None:
+    assert fetch_profile(None, "u1") == (None, ())
+
+
+# --- PostgreSQL ---------------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_postgres_row_found_and_missing(make_source: SourceFactory, pg_table: str) -> None:
+    source = make_source(POSTGRES_URL, _query(pg_table))
+    assert source.fetch("u1") == ROWS[0]
+    assert source.fetch("u2") == ROWS[1]
+    assert source.fetch("o'brien") == ROWS[2]
+    assert source.fetch("nobody") is None
+    assert source.ready() is True
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("attack", INJECTIONS)
+def test_postgres_injection_is_inert(
+    make_source: SourceFactory, pg_table: str, attack: str
+) -> None:
+    source = make_source(POSTGRES_URL, _query(pg_table))
+    assert source.fetch(attack.format(table=pg_table)) is None
+    assert table_exists(pg_table)
+    assert source.fetch("u1") == ROWS[0]
+
+
+@pytest.mark.postgres
+def test_postgres_session_gets_statement_timeout(make_source: SourceFactory) -> None:
+    require_postgres()
+    query = (
+        "SELECT current_setting('statement_timeout') AS statement_timeout, "
+        "CAST(:user_id AS text) AS user_id"
+    )
+    source = make_source(POSTGRES_URL, query, timeout=0.75)
+    assert source.fetch("u1") == {"statement_timeout": "750ms", "user_id": "u1"}
+
+
+@pytest.mark.postgres
+def test_postgres_slow_query_is_cut_off(make_source: SourceFactory, pg_table: str) -> None:
+    # Only "slow" sleeps, so the same source shows it still works afterwards.
+    query = (
+        f"SELECT t.* FROM {pg_table} t, "  # noqa: S608
+        "LATERAL (SELECT pg_sleep(CASE WHEN CAST(:user_id AS text) = 'u1' THEN 10 ELSE 0 END)) s "
+        "WHERE t.user_id = :user_id"
+    )
+    source = make_source(POSTGRES_URL, query, timeout=0.5, on_unavailable="fail")
+    started = time.monotonic()
+    with pytest.raises(ProfileUnavailableError) as caught:
+        source.fetch("u1")
+    assert time.monotonic() - started < 3
+    assert "timed out after 0.5s" in caught.value.detail
+    assert source.fetch("u2") == ROWS[1]
+
+    omitting = make_source(POSTGRES_URL, query, timeout=0.5, on_unavailable="omit")
+    row, warnings = fetch_profile(omitting, "u1")
+    assert row is None
+    assert "timed out" in warnings[0]
+
+
+@pytest.mark.postgres
+def test_postgres_dropped_connection_is_replaced(make_source: SourceFactory) -> None:
+    require_postgres()
+    query = "SELECT pg_backend_pid() AS pid, CAST(:user_id AS text) AS user_id"
+    source = make_source(POSTGRES_URL, query, pool_size=1)
+    first = source.fetch("u1")
+    assert first is not None
+    terminate_backend(first["pid"])
+    second = source.fetch("u1")  # pool_pre_ping notices and reconnects
+    assert second is not None
+    assert second["pid"] != first["pid"]
+
+
+# --- gather_facts ---------------------------------------------------------------
+
+CLAIMS: dict[str, Any] = {
+    "sub": "u1",
+    "email": "claim@example.com",
+    "https://pete.example/plan": "enterprise",
+    "https://pete": {"example/tier": "split"},  # reachable only by wrongly splitting a URI
+    "app_metadata": {"plan": "pro", "seats": 0, "beta": False, "nested": {"deep": [1, 2]}},
+    "org.name": "Literal Org",
+    "org": {"name": "Nested Org", "size": 12},
+    "blank": "",
+}
+ROW: dict[str, Any] = {"email": "row@example.com", "plan": None, "seats": 7}
+ABSENT = object()
+
+
+def _spec(claim: str | None = None, profile: str | None = None) -> AttributeSpec:
+    return AttributeSpec(name="value", type="string", claim=claim, profile=profile)
+
+
+@pytest.mark.parametrize(
+    ("spec", "row", "expected"),
+    [
+        pytest.param(_spec(claim="https://pete.example/plan"), None, "enterprise", id="uri-claim"),
+        pytest.param(_spec(claim="https://pete.example/tier"), None, ABSENT, id="uri-never-split"),
+        pytest.param(_spec(claim="app_metadata.plan"), None, "pro", id="dotted-path"),
+        pytest.param(_spec(claim="app_metadata.nested.deep"), None, [1, 2], id="deep-path"),
+        pytest.param(_spec(claim="org.name"), None, "Literal Org", id="literal-dotted-key-first"),
+        pytest.param(_spec(claim="org.size"), None, 12, id="dotted-when-no-literal"),
+        pytest.param(_spec(claim="app_metadata.seats"), None, 0, id="falsy-zero-kept"),
+        pytest.param(_spec(claim="app_metadata.beta"), None, False, id="falsy-false-kept"),
+        pytest.param(_spec(claim="blank"), None, "", id="empty-string-kept"),
+        pytest.param(_spec(claim="email.domain"), None, ABSENT, id="path-through-a-string"),
+        pytest.param(_spec(claim="app_metadata.missing"), None, ABSENT, id="missing-leaf"),
+        pytest.param(_spec(claim="nowhere"), None, ABSENT, id="missing-claim"),
+        pytest.param(_spec(claim="app_metadata..plan"), None, ABSENT, id="empty-segment"),
+        pytest.param(_spec("email", "email"), ROW, "row@example.com", id="row-wins"),
+        pytest.param(_spec("app_metadata.plan", "plan"), ROW, None, id="row-null-wins"),
+        pytest.param(_spec("org.size", "seats"), ROW, 7, id="row-wins-over-path"),
+        pytest.param(_spec("email", "no_column"), ROW, "claim@example.com", id="no-column"),
+        pytest.param(_spec("email", "email"), None, "claim@example.com", id="no-row"),
+        pytest.param(_spec(profile="email"), None, ABSENT, id="profile-only-no-row"),
+        pytest.param(_spec(profile="seats"), ROW, 7, id="profile-only"),
+    ],
+)
+def test_gather_facts(spec: AttributeSpec, row: dict[str, Any] | None, expected: Any) -> None:
+    facts = gather_facts(CLAIMS, row, [spec])
+    if expected is ABSENT:
+        assert facts == {}
+    else:
+        assert facts == {"value": expected}
+        assert type(facts["value"]) is type(expected)
+
+
+def test_gather_facts_only_whitelisted_and_untouched() -> None:
+    nested = CLAIMS["app_metadata"]["nested"]
+    specs = [
+        AttributeSpec(name="email", type="string", claim="email", profile="email"),
+        AttributeSpec(name="plan_name", type="string", claim="https://pete.example/plan"),
+        AttributeSpec(name="raw", type="string", claim="app_metadata.nested"),
+    ]
+    facts = gather_facts(CLAIMS, ROW, specs)
+    assert facts == {"email": "row@example.com", "plan_name": "enterprise", "raw": nested}
+    assert facts["raw"] is nested  # passed through: validation is attributes.py's job
+    assert "sub" not in facts
+    assert "seats" not in facts
