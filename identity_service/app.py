@@ -25,7 +25,7 @@ def create_app(
     clock: Callable[[], float] = time.time,
     **options: Any,
 ) -> Flask:
-    """Create the app on `settings` (loaded from $IDENTITY_SERVICE_CONFIG or the bundled example)."""
+    """Create the app on `settings` (default: $IDENTITY_SERVICE_CONFIG or the bundled example)."""
     settings = settings or load_settings()
     app = Flask("identity_service")
     app.config.update(MAX_CONTENT_LENGTH=settings.service.max_body_bytes, **options)

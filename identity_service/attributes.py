@@ -14,6 +14,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields
@@ -66,6 +67,7 @@ class _StrictInteger(_IntercomField):
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        value = _from_decimal(value)
         if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -83,6 +85,7 @@ class _StrictNumber(_IntercomField):
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float | int:
+        value = _from_decimal(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise self.make_error("type", kind=_kind(value))
         if isinstance(value, float) and not math.isfinite(value):
@@ -90,6 +93,16 @@ class _StrictNumber(_IntercomField):
         if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
             raise self.make_error("range")
         return value
+
+
+def _from_decimal(value: Any) -> Any:
+    # SQL NUMERIC columns arrive as Decimal: an integral one is an int, any other a float
+    # (JSON has one number type); NaN and Infinity fall through to the finiteness checks.
+    if isinstance(value, Decimal):
+        if value.is_finite() and value == value.to_integral_value():
+            return int(value)
+        return float(value)
+    return value
 
 
 class _StrictBoolean(_IntercomField):

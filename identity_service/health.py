@@ -65,7 +65,9 @@ def readyz() -> Response:
 def metrics() -> Response:
     """Prometheus metrics of this process."""
     body = generate_latest(current_runtime().metrics.registry)
-    return Response(body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], content_type=CONTENT_TYPE_LATEST)
+    return Response(
+        body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], content_type=CONTENT_TYPE_LATEST
+    )
 
 
 _openapi_cache: dict[str, Any] = {}

@@ -48,7 +48,7 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: int = logging.INFO) -> None:
-    """JSON lines on stderr for the service's loggers (called by the CLI and wsgi, not on import)."""
+    """JSON lines on stderr for the service's loggers (called by the CLI and wsgi, not import)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("identity_service")
@@ -79,7 +79,8 @@ class Metrics:
                 registry=registry,
             ),
             auth_failures=Counter(
-                "identity_auth_failures", "Refused authentications", ["workspace", "method", "reason"],
+                "identity_auth_failures", "Refused authentications",
+                ["workspace", "method", "reason"],
                 registry=registry,
             ),
             attributes_dropped=Counter(
@@ -138,7 +139,9 @@ def install(app: Flask, metrics: Metrics) -> None:
                 "fields": {
                     "request_id": request_id,
                     "method": request.method,
-                    "path": request.path,  # never the query string: nothing secret belongs there, but be safe
+                    # The path only, never the query string: nothing secret belongs
+                    # there, but a misbehaving client might put one there anyway.
+                    "path": request.path,
                     "status": response.status_code,
                     "duration_ms": round(elapsed * 1000, 2),
                     "client": client_address(),

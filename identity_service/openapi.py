@@ -68,7 +68,9 @@ def build_openapi(version: str) -> dict[str, Any]:
         },
     )
     health = {"description": "OK", "content": {"application/json": {"schema": "Health"}}}
-    spec.path(path="/healthz", operations={"get": {"summary": "Liveness", "responses": {"200": health}}})
+    spec.path(
+        path="/healthz", operations={"get": {"summary": "Liveness", "responses": {"200": health}}}
+    )
     spec.path(
         path="/readyz",
         operations={

@@ -46,14 +46,21 @@ def client(app: Flask) -> FlaskClient:
     return app.test_client()
 
 
+class LogLines:
+    """The service's log lines so far, rendered as JSON exactly as in production."""
+
+    def __init__(self, caplog: pytest.LogCaptureFixture) -> None:
+        self.caplog = caplog
+        self.formatter = JsonFormatter()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter([self.formatter.format(r) for r in self.caplog.records])
+
+
 @pytest.fixture
-def log_lines(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
-    """Every log line the service writes during the test, rendered as it would be in production."""
+def log_lines(caplog: pytest.LogCaptureFixture) -> LogLines:
     caplog.set_level(logging.DEBUG)
-    lines: list[str] = []
-    yield lines
-    formatter = JsonFormatter()
-    lines.extend(formatter.format(r) for r in caplog.records)
+    return LogLines(caplog)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -80,7 +87,7 @@ def assert_no_secrets(text: str, *extra: str) -> None:
 
 
 def test_bearer_flow_mints_a_token_that_verifies_independently(
-    client: FlaskClient, service: ServiceFixture, log_lines: list[str]
+    client: FlaskClient, service: ServiceFixture, log_lines: LogLines
 ) -> None:
     idp_token = service.idp_token()
     response = client.post(TOKEN_URL, headers=bearer(idp_token))
@@ -117,7 +124,7 @@ def test_bearer_flow_mints_a_token_that_verifies_independently(
 
 
 def test_session_cookie_flow_from_an_allowed_origin(
-    client: FlaskClient, service: ServiceFixture, log_lines: list[str]
+    client: FlaskClient, service: ServiceFixture, log_lines: LogLines
 ) -> None:
     cookie = service.session_cookie({"user_id": "user-42", "_fresh": True})
     client.set_cookie("session", cookie)
@@ -179,7 +186,9 @@ def test_403_cookie_from_another_origin(client: FlaskClient, service: ServiceFix
 
 
 def test_404_unknown_workspace_and_route(client: FlaskClient, service: ServiceFixture) -> None:
-    response = client.post(TOKEN_URL, json={"workspace": "nope"}, headers=bearer(service.idp_token()))
+    response = client.post(
+        TOKEN_URL, json={"workspace": "nope"}, headers=bearer(service.idp_token())
+    )
     assert_problem(response, 404)
     assert_problem(client.get("/v1/nothing-here"), 404)
 
@@ -200,20 +209,27 @@ def test_413_body_cap(client: FlaskClient, service: ServiceFixture) -> None:
 
 def test_415_wrong_content_type(client: FlaskClient, service: ServiceFixture) -> None:
     response = client.post(
-        TOKEN_URL, data="workspace=main", content_type="text/plain", headers=bearer(service.idp_token())
+        TOKEN_URL,
+        data="workspace=main",
+        content_type="text/plain",
+        headers=bearer(service.idp_token()),
     )
     assert_problem(response, 415)
 
 
 def test_400_malformed_json(client: FlaskClient, service: ServiceFixture) -> None:
     response = client.post(
-        TOKEN_URL, data="{not json", content_type="application/json", headers=bearer(service.idp_token())
+        TOKEN_URL,
+        data="{not json",
+        content_type="application/json",
+        headers=bearer(service.idp_token()),
     )
     assert_problem(response, 400)
 
 
 @pytest.mark.parametrize(
-    "body", [{"workspace": "main", "user_id": "admin"}, {"workspace": 7}, ["main"], {"workspace": "a b"}]
+    "body",
+    [{"workspace": "main", "user_id": "admin"}, {"workspace": 7}, ["main"], {"workspace": "a b"}],
 )
 def test_422_body_that_does_not_match_the_schema(
     client: FlaskClient, service: ServiceFixture, body: Any
@@ -225,7 +241,7 @@ def test_422_body_that_does_not_match_the_schema(
 
 def test_422_reject_policy_lists_every_invalid_attribute(tmp_path: Path) -> None:
     svc = make_service(tmp_path, on_invalid="reject")
-    svc.add_profile("user-42", plan="x" * 300, teammates=True, last_order_at=1_700_000_000_000)
+    svc.add_profile("user-42", plan="x" * 300, teammates="many", last_order_at=1_700_000_000_000)
     client = create_app(svc.settings).test_client()
     response = client.post(TOKEN_URL, headers=bearer(svc.idp_token()))
     problem = assert_problem(response, 422)
@@ -289,7 +305,9 @@ def test_security_headers_on_every_response(client: FlaskClient, path: str) -> N
 
 def test_hsts_when_configured(tmp_path: Path) -> None:
     svc = make_service(tmp_path)
-    text = (tmp_path / "service.toml").read_text().replace("[service]\n", "[service]\nhsts = true\n")
+    text = (
+        (tmp_path / "service.toml").read_text().replace("[service]\n", "[service]\nhsts = true\n")
+    )
     (tmp_path / "service.toml").write_text(text)
     from identity_service.config import load_settings
 
@@ -314,13 +332,20 @@ def test_cors_preflight_only_for_listed_origins(client: FlaskClient) -> None:
     assert "Access-Control-Allow-Origin" not in denied.headers
 
 
-def test_request_id_is_honoured_or_generated(client: FlaskClient, log_lines: list[str]) -> None:
-    assert client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"] == "abc-123"
-    generated = client.get("/healthz", headers={"X-Request-ID": "bad\nid"}).headers["X-Request-ID"]
-    assert generated != "bad\nid" and len(generated) == 16
+def test_request_id_is_honoured_or_generated(client: FlaskClient, log_lines: LogLines) -> None:
+    assert (
+        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
+        == "abc-123"
+    )
+    generated = client.get("/healthz", headers={"X-Request-ID": "bad id;<x>"}).headers[
+        "X-Request-ID"
+    ]
+    assert generated != "bad id;<x>" and len(generated) == 16
     response = client.post(TOKEN_URL, headers={"X-Request-ID": "req-9"})
     assert response.get_json()["request_id"] == "req-9"
-    del log_lines
+    access = [json.loads(x) for x in log_lines if "identity_service.access" in x]
+    assert access[0]["request_id"] == "abc-123"
+    assert access[-1]["request_id"] == "req-9" and access[-1]["status"] == 401
 
 
 def test_auth_failure_audit_event_and_metric(
@@ -369,4 +394,12 @@ def test_openapi_document_describes_the_real_endpoint(client: FlaskClient) -> No
     assert set(operation["responses"]) >= {"200", "401", "403", "413", "415", "422", "429", "503"}
     assert "get" not in doc["paths"]["/v1/messenger/token"]
     props = doc["components"]["schemas"]["TokenResponse"]["properties"]
-    assert set(props) == {"token", "expires_at", "app_id", "api_base", "user_id", "attributes", "warnings"}
+    assert set(props) == {
+        "token",
+        "expires_at",
+        "app_id",
+        "api_base",
+        "user_id",
+        "attributes",
+        "warnings",
+    }

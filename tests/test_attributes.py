@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -291,3 +292,31 @@ def test_every_string_that_passes_can_be_signed_as_utf8(text: str) -> None:
         json.dumps(dict(result.values), ensure_ascii=False).encode("utf-8")
     else:
         assert [p.name for p in result.dropped] == ["plan"]
+
+
+@pytest.mark.parametrize(
+    ("type_", "value", "expected"),
+    [
+        ("integer", Decimal("7"), 7),
+        ("integer", Decimal("7.00"), 7),
+        ("number", Decimal("1.5"), 1.5),
+        ("number", Decimal("12"), 12),
+    ],
+)
+def test_sql_numeric_decimals_become_json_numbers(
+    type_: AttributeType, value: Decimal, expected: object
+) -> None:
+    policy = AttributePolicy((AttributeSpec("amount", type_, claim="amount"),), "reject")
+    cleaned = policy.clean({"amount": value}).values["amount"]
+    assert cleaned == expected and type(cleaned) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("type_", "value"),
+    [("integer", Decimal("7.5")), ("number", Decimal("NaN")), ("number", Decimal("Infinity"))],
+)
+def test_non_integral_or_non_finite_decimals_are_refused(
+    type_: AttributeType, value: Decimal
+) -> None:
+    policy = AttributePolicy((AttributeSpec("amount", type_, claim="amount"),), "drop")
+    assert policy.clean({"amount": value}).dropped[0].name == "amount"

@@ -1,0 +1,189 @@
+"""Load benchmark: the token endpoint beside /healthz and beside a naive baseline, in one run.
+
+Starts two gunicorn servers on 127.0.0.1 with the same worker settings:
+identity_service (RS256 bearer, 10 attributes from claims, audit log on, rate
+limiter on with limits too high to trip) and bench/naive_app.py (Flask + pyjwt,
+no validation). Drives each with wrk (Debian's `wrk`) and prints throughput,
+p50/p99 latency and the ratios the issue targets. Run: `.venv/bin/python bench/load.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+ISSUER, AUDIENCE = "https://idp.bench.example/", "identity-service"
+SECRET = "bench-messenger-secret-" + "x" * 40
+ATTRS = [f"attr_{i}" for i in range(10)]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def config(tmp: Path) -> Path:
+    attributes = "".join(
+        f'\n[[workspaces.bench.attributes]]\nname = "{a}"\n'
+        f'type = "{"integer" if i % 2 else "string"}"\n'
+        f'claim = "{a}"\n'
+        for i, a in enumerate(ATTRS)
+    )
+    text = f"""
+[service.rate_limit]
+per_client = "100000000/minute"
+per_user = "100000000/minute"
+
+[workspaces.bench]
+app_id = "bench1"
+region = "us"
+secret_env = "BENCH_MESSENGER_SECRET"
+{attributes}
+[[workspaces.bench.auth]]
+method = "bearer"
+issuer = "{ISSUER}"
+audience = "{AUDIENCE}"
+algorithms = ["RS256"]
+key_file = "idp.pem"
+"""
+    path = tmp / "bench.toml"
+    path.write_text(text)
+    return path
+
+
+def wait_ready(port: int, path: str = "/healthz") -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def _wait_port(port: int) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"server on port {port} did not start")
+
+
+def wrk(url: str, token: str | None, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
+    script = tmp / "post.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        'wrk.headers["Content-Type"] = "application/json"\n'
+        'wrk.body = ""\n'
+    )
+    cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
+    if token:
+        cmd[1:1] = ["-s", str(script)]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    if "Non-2xx" in out or "Socket errors" in out:
+        raise SystemExit(f"errors while loading {url}:\n{out}")
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": _latency(out, "50%"), "p99": _latency(out, "99%")}
+
+
+def _latency(out: str, label: str) -> float:
+    match = re.search(rf"{re.escape(label)}\s+([\d.]+)(us|ms|s)", out)
+    assert match, out
+    value, unit = float(match.group(1)), match.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    if not shutil.which("wrk"):
+        raise SystemExit("wrk is not installed: apt-get install wrk")
+
+    tmp = Path(tempfile.mkdtemp(prefix="identity-bench-"))
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    (tmp / "idp.pem").write_bytes(pem)
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "iat": now, "exp": now + 3600}
+    claims.update({a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)})
+    token = jwt.encode(claims, key, algorithm="RS256")
+
+    env = {
+        **os.environ,
+        "BENCH_MESSENGER_SECRET": SECRET,
+        "BENCH_IDP_PEM": str(tmp / "idp.pem"),
+        "BENCH_ISSUER": ISSUER,
+        "BENCH_AUDIENCE": AUDIENCE,
+        "IDENTITY_SERVICE_INSTANCE": str(tmp / "instance"),
+    }
+    service_port, naive_port = free_port(), free_port()
+    common = ["--workers", str(args.workers)]
+    service = subprocess.Popen(
+        [str(BIN / "identity-service"), "serve", "--config", str(config(tmp)),
+         "--bind", f"127.0.0.1:{service_port}", *common],
+        env=env, stderr=open(tmp / "service.log", "w"),  # noqa: SIM115 (audit lines go here)
+    )  # fmt: skip
+    naive = subprocess.Popen(
+        [str(BIN / "gunicorn"), "-k", "gthread", "--threads", "4", *common,
+         "-b", f"127.0.0.1:{naive_port}", "naive_app:app"],
+        cwd=ROOT / "bench", env=env, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_ready(service_port)
+        _wait_port(naive_port)
+        runs = {
+            "service /healthz": wrk(f"http://127.0.0.1:{service_port}/healthz", None, args.seconds,
+                                    args.connections, tmp),
+            "service /v1/messenger/token": wrk(f"http://127.0.0.1:{service_port}/v1/messenger/token",
+                                               token, args.seconds, args.connections, tmp),
+            "naive baseline token": wrk(f"http://127.0.0.1:{naive_port}/v1/messenger/token", token,
+                                        args.seconds, args.connections, tmp),
+        }  # fmt: skip
+    finally:
+        for proc in (service, naive):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+    audit_lines = (tmp / "service.log").read_text().count('"event":"mint"')
+    print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    for name, r in runs.items():
+        print(f"{name:32} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}")
+    tok = runs["service /v1/messenger/token"]
+    health = runs["service /healthz"]
+    naive_r = runs["naive baseline token"]
+    print()
+    print(f"token / healthz throughput:  {tok['rps'] / health['rps']:.2f}  (target >= 0.70)")
+    print(f"token / naive throughput:    {tok['rps'] / naive_r['rps']:.2f}  (target >= 1.00)")
+    print(f"token / naive p99 latency:   {tok['p99'] / naive_r['p99']:.2f}  (target <= 1.00)")
+    print(f"audit events written:        {audit_lines}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

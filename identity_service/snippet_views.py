@@ -1,0 +1,78 @@
+"""Serve messenger.js (classic and ES-module flavours) and each workspace's public settings.
+
+Both are public and carry nothing about any user, so they are cacheable by
+anyone and readable from any origin: `Access-Control-Allow-Origin: *` is what
+lets a product page on another origin load the script with `integrity` (SRI
+needs a CORS-readable response) or import the module. No credentials are
+ever involved, so the wildcard grants nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from flask import Blueprint, Response, current_app, request, url_for
+
+from identity_service.settings import Settings
+from identity_service.snippet import (
+    CONFIG_PATH,
+    MODULE_PATH,
+    SCRIPT_PATH,
+    SETTINGS_EXTENSION,
+    MessengerConfig,
+    messenger_js,
+    messenger_module,
+    sri_sha384,
+)
+
+bp = Blueprint("messenger_static", __name__)
+
+# The URL is not versioned, so a long max-age would keep an old script alive
+# for a day after an upgrade; an hour plus ETag revalidation is cheap.
+SCRIPT_MAX_AGE = 3600
+CONFIG_MAX_AGE = 300
+TOKEN_ENDPOINT = "api.messenger_token"
+
+
+def _public(response: Response, max_age: int) -> Response:
+    response.cache_control.public = True
+    response.cache_control.max_age = max_age
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    # Pages with Cross-Origin-Embedder-Policy may only load what opts in.
+    response.headers["Cross-Origin-Resource-Policy"] = "cross-origin"
+    return response
+
+
+def _script(body: bytes) -> Response:
+    response = Response(body, mimetype="text/javascript")  # Flask adds "; charset=utf-8"
+    # Strong ETag from the bytes: identical content on every instance and release.
+    response.set_etag(hashlib.sha256(body).hexdigest(), weak=False)
+    _public(response, SCRIPT_MAX_AGE)
+    return response.make_conditional(request)
+
+
+@bp.get(SCRIPT_PATH)
+def script() -> Response:
+    """messenger.js as a classic script (global `IdentityServiceMessenger`)."""
+    return _script(messenger_js())
+
+
+@bp.get(MODULE_PATH)
+def module() -> Response:
+    """The same code as an ES module (`import {startMessenger} from ".../messenger.mjs"`)."""
+    return _script(messenger_module())
+
+
+@bp.get(CONFIG_PATH)
+def config() -> Response:
+    """Public, non-secret Messenger settings of one workspace (`?workspace=`, else the default)."""
+    settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
+    workspace = settings.workspace(request.args.get("workspace") or None)  # unknown -> 404
+    token_url = url_for(TOKEN_ENDPOINT, _external=True)
+    body = MessengerConfig.for_workspace(workspace, token_url).as_json()
+    body["script_url"] = url_for(".script", _external=True)
+    body["module_url"] = url_for(".module", _external=True)
+    body["integrity"] = sri_sha384(messenger_js())
+    body["module_integrity"] = sri_sha384(messenger_module())
+    response = current_app.json.response(body)
+    return _public(response, CONFIG_MAX_AGE)

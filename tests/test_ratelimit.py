@@ -1,0 +1,126 @@
+"""Rate limits per client and per user, in memory and shared through the real Redis."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from pathlib import Path
+
+import pytest
+import time_machine
+from flask.testing import FlaskClient
+
+from identity_service import create_app
+from identity_service.ratelimit import RateLimitedError, RateLimiter
+from identity_service.settings import RateLimitSettings
+from tests.support.service import ServiceFixture, make_service
+
+TOKEN_URL = "/v1/messenger/token"
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def redis_available() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 6379), timeout=0.5) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+needs_redis = pytest.mark.skipif(
+    not redis_available() and os.environ.get("CI") != "true",
+    reason="REDIS NOT RUNNING on 127.0.0.1:6379: shared rate-limit tests skipped (CI runs them)",
+)
+
+
+def limited_service(tmp_path: Path, **limits: str) -> ServiceFixture:
+    lines = "\n".join(f'{k} = "{v}"' for k, v in limits.items())
+    return make_service(tmp_path, extra=f"\n[service.rate_limit]\n{lines}\n")
+
+
+def post(
+    client: FlaskClient, svc: ServiceFixture, sub: str = "user-42", addr: str = "10.0.0.1"
+) -> int:
+    response = client.post(
+        TOKEN_URL,
+        headers={"Authorization": f"Bearer {svc.idp_token(sub=sub)}"},
+        environ_base={"REMOTE_ADDR": addr},
+    )
+    return response.status_code
+
+
+def test_per_user_limit_gives_429_with_retry_after(tmp_path: Path) -> None:
+    svc = limited_service(tmp_path, per_user="3/minute", per_client="100/minute")
+    client = create_app(svc.settings).test_client()
+    with time_machine.travel(1_800_000_000, tick=False):
+        assert [post(client, svc) for _ in range(3)] == [200, 200, 200]
+        response = client.post(TOKEN_URL, headers={"Authorization": f"Bearer {svc.idp_token()}"})
+        assert response.status_code == 429
+        assert response.mimetype == "application/problem+json"
+        assert 1 <= int(response.headers["Retry-After"]) <= 60
+        assert post(client, svc, sub="someone-else") == 200  # other users are unaffected
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'identity_rate_limited_total{scope="user"} 1.0' in metrics
+
+
+def test_per_client_limit_applies_before_authentication(tmp_path: Path) -> None:
+    svc = limited_service(tmp_path, per_user="", per_client="2/minute")
+    client = create_app(svc.settings).test_client()
+    with time_machine.travel(1_800_000_000, tick=False):
+        statuses = [post(client, svc, sub=f"u{i}", addr="10.0.0.9") for i in range(3)]
+        assert statuses == [200, 200, 429]
+        # Unauthenticated floods are limited too: nothing to verify, still counted.
+        assert client.post(TOKEN_URL, environ_base={"REMOTE_ADDR": "10.0.0.9"}).status_code == 429
+        assert post(client, svc, addr="10.0.0.10") == 200
+
+
+def test_window_resets_with_time(tmp_path: Path) -> None:
+    svc = limited_service(tmp_path, per_user="1/minute")
+    client = create_app(svc.settings).test_client()
+    with time_machine.travel(1_800_000_000, tick=False) as traveller:
+        assert post(client, svc) == 200
+        assert post(client, svc) == 429
+        traveller.shift(125)
+        assert post(client, svc) == 200
+
+
+@needs_redis
+def test_two_instances_share_one_limit_through_redis(tmp_path: Path) -> None:
+    namespace = f"test-{secrets.token_hex(4)}"
+    svc = limited_service(tmp_path, per_user="3/minute", storage_url=REDIS_URL)
+    # Two independent apps, as two gunicorn workers or hosts would be.
+    first, second = create_app(svc.settings), create_app(svc.settings)
+    for app in (first, second):
+        app.extensions["identity_service"].limiter.namespace = namespace
+    a, b = first.test_client(), second.test_client()
+    user = f"shared-{namespace}"
+    assert [post(a, svc, sub=user), post(b, svc, sub=user), post(a, svc, sub=user)] == [200] * 3
+    assert post(b, svc, sub=user) == 429
+    assert post(a, svc, sub=user) == 429
+
+
+@pytest.mark.parametrize(("policy", "expected"), [("open", 200), ("closed", 429)])
+def test_redis_unreachable_fails_open_or_closed_never_500(
+    tmp_path: Path, policy: str, expected: int
+) -> None:
+    svc = limited_service(tmp_path, storage_url="redis://127.0.0.1:1/0", on_storage_error=policy)
+    app = create_app(svc.settings)
+    client = app.test_client()
+    assert post(client, svc) == expected
+    assert app.extensions["identity_service"].limiter.storage_errors >= 1
+    assert client.get("/readyz").status_code == 503
+
+
+def test_limiter_unit_memory_storage() -> None:
+    limiter = RateLimiter(RateLimitSettings(per_client="2/second", per_user="1/second"))
+    with time_machine.travel(1_800_000_000, tick=False):
+        limiter.check_client("a")
+        limiter.check_client("a")
+        with pytest.raises(RateLimitedError) as caught:
+            limiter.check_client("a")
+        assert caught.value.retry_after >= 1
+        limiter.check_user("w", "u")
+        with pytest.raises(RateLimitedError):
+            limiter.check_user("w", "u")
