@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from identity_service.settings import Settings
 from identity_service.snippet import (
@@ -43,22 +44,23 @@ def _public(response: Response, max_age: int) -> Response:
     return response
 
 
-def _script(body: bytes) -> Response:
+def _script(body: bytes) -> WerkzeugResponse:
     response = Response(body, mimetype="text/javascript")  # Flask adds "; charset=utf-8"
     # Strong ETag from the bytes: identical content on every instance and release.
     response.set_etag(hashlib.sha256(body).hexdigest(), weak=False)
     _public(response, SCRIPT_MAX_AGE)
+    # 304 with no body when If-None-Match holds the current ETag.
     return response.make_conditional(request)
 
 
 @bp.get(SCRIPT_PATH)
-def script() -> Response:
+def script() -> WerkzeugResponse:
     """messenger.js as a classic script (global `IdentityServiceMessenger`)."""
     return _script(messenger_js())
 
 
 @bp.get(MODULE_PATH)
-def module() -> Response:
+def module() -> WerkzeugResponse:
     """The same code as an ES module (`import {startMessenger} from ".../messenger.mjs"`)."""
     return _script(messenger_module())
 
@@ -74,5 +76,4 @@ def config() -> Response:
     body["module_url"] = url_for(".module", _external=True)
     body["integrity"] = sri_sha384(messenger_js())
     body["module_integrity"] = sri_sha384(messenger_module())
-    response = current_app.json.response(body)
-    return _public(response, CONFIG_MAX_AGE)
+    return _public(jsonify(body), CONFIG_MAX_AGE)

@@ -1,0 +1,188 @@
+"""The front-end commands: `identity-service snippet` and `identity-service lint-frontend`.
+
+Attached to the main group by `register(main)` in cli.py, so this module owns
+its commands without editing the group's module.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import click
+
+from identity_service.config import CONFIG_ENV, load_settings
+from identity_service.errors import ConfigError, IdentityServiceError
+from identity_service.lint_frontend import (
+    ALWAYS_PROTECTED,
+    protected_keys_from_config,
+    scan_paths,
+)
+from identity_service.snippet import (
+    MODULE_NAME,
+    ON_FAILURE,
+    SCRIPT_NAME,
+    SCRIPT_PATH,
+    MessengerConfig,
+    UnsafeSnippetError,
+    admin_checklist,
+    csp_hash_source,
+    embed_html,
+    inline_script,
+    messenger_integrity,
+    messenger_js,
+    messenger_module,
+    messenger_options,
+    sri_sha384,
+)
+
+EMBED_NAME = "intercom-messenger.html"
+
+
+def _absolute_http_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in {"http", "https"} or not parts.netloc:
+        raise click.BadParameter("must be an absolute http(s):// URL, as the browser reaches it")
+    return value
+
+
+@click.command("snippet")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"TOML configuration file (default: ${CONFIG_ENV}, else the bundled example).",
+)
+@click.option("--workspace", default=None, help="Workspace key (default: the default workspace).")
+@click.option(
+    "--token-url",
+    required=True,
+    callback=_absolute_http_url,
+    help="The token endpoint as browsers reach it, e.g. https://id.example.com/v1/messenger/token.",
+)
+@click.option(
+    "--script-url",
+    default=None,
+    callback=_absolute_http_url,
+    help="Where messenger.js is served (default: this service, next to --token-url).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Write {EMBED_NAME}, {SCRIPT_NAME} and {MODULE_NAME} here (else print the HTML).",
+)
+@click.option(
+    "--on-failure",
+    type=click.Choice(ON_FAILURE),
+    default="none",
+    show_default=True,
+    help="When no token can be had: no Messenger at all, or an anonymous (visitor) one.",
+)
+def snippet_command(
+    config_path: str | None,
+    workspace: str | None,
+    token_url: str,
+    script_url: str | None,
+    out: Path | None,
+    on_failure: str,
+) -> None:
+    """Write the embed HTML and messenger.js, and print the integrity hash and admin checklist."""
+    try:
+        settings = load_settings(config_path)
+        chosen = settings.workspace(workspace)
+        config = MessengerConfig.for_workspace(chosen, token_url)
+        options = messenger_options(config, on_failure=on_failure)  # type: ignore[arg-type]
+        source = script_url or _beside(token_url, SCRIPT_PATH)
+        html = embed_html(options, script_url=source)
+    except ConfigError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    except (IdentityServiceError, UnsafeSnippetError) as exc:
+        click.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)
+        sys.exit(1)
+
+    if out is None:
+        click.echo(html)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / EMBED_NAME).write_text(html + "\n", "utf-8")
+        (out / SCRIPT_NAME).write_bytes(messenger_js())
+        (out / MODULE_NAME).write_bytes(messenger_module())
+    # The report goes to stderr when the HTML is on stdout, so `> embed.html` stays clean.
+    report_to_stderr = out is None
+    lines = [
+        *([f"wrote {out / EMBED_NAME}, {out / SCRIPT_NAME}, {out / MODULE_NAME}"] if out else []),
+        f"integrity ({SCRIPT_NAME}): {messenger_integrity()}",
+        f"integrity ({MODULE_NAME}): {sri_sha384(messenger_module())}",
+        f"script URL: {source}",
+        f"CSP without nonces: script-src {csp_hash_source(inline_script(options))} "
+        f"{_origin(source)} plus the sources Intercom's CSP guide lists for the widget",
+        "The integrity pins this exact messenger.js: after upgrading identity_service,",
+        "regenerate this embed (or serve the written messenger.js from your own origin).",
+        "",
+        admin_checklist(chosen),
+    ]
+    click.echo("\n".join(lines), err=report_to_stderr)
+
+
+def _beside(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+@click.command("lint-frontend")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Read the signed attribute names from this configuration (no secret is needed).",
+)
+@click.option("--workspace", default=None, help="Only this workspace (default: every workspace).")
+@click.option("--protect", "extra", multiple=True, help="Another key to treat as protected.")
+def lint_frontend_command(
+    paths: tuple[str, ...], config_path: str | None, workspace: str | None, extra: tuple[str, ...]
+) -> None:
+    """Fail when front-end code sets protected Intercom keys in clear (for CI).
+
+    Scans .js/.mjs/.cjs/.ts/.jsx/.tsx files and the <script> elements of
+    .html/.vue files for `intercomSettings` and `Intercom('boot'|'update', ...)`
+    that set user_id, email, user_hash or a signed attribute. Exit 1 with
+    file:line:column per finding; add `lint-frontend: ignore` on a line to accept it.
+    """
+    try:
+        keys = (
+            protected_keys_from_config(config_path, workspace) if config_path else ALWAYS_PROTECTED
+        )
+        findings = scan_paths(paths, (*keys, *extra))
+    except (OSError, ValueError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    protected = ", ".join(dict.fromkeys((*keys, *extra)))
+    for finding in findings:
+        click.echo(str(finding))
+    if findings:
+        click.echo(
+            f"{len(findings)} protected key(s) set in clear (protected: {protected}). Signed "
+            "attributes reach Intercom only inside the Messenger JWT; remove them from page code.",
+            err=True,
+        )
+        sys.exit(1)
+    click.echo(f"OK: no protected key set in clear (protected: {protected})")
+
+
+def register(group: click.Group) -> None:
+    """Add `snippet` and `lint-frontend` to the `identity-service` command group."""
+    group.add_command(snippet_command)
+    group.add_command(lint_frontend_command)

@@ -1,0 +1,247 @@
+"""lint_frontend: protected keys set in clear are found with file:line:column; clean code passes."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from identity_service import frontend_cli
+from identity_service.lint_frontend import (
+    ALWAYS_PROTECTED,
+    protected_keys_from_config,
+    scan_paths,
+    scan_text,
+)
+
+KEYS = (*ALWAYS_PROTECTED, "plan", "teammates")
+STATIC = Path(__file__).resolve().parents[1] / "identity_service" / "static"
+
+# Fixture files: name -> (source, [(line, key)] expected). Written to tmp_path per test.
+VIOLATIONS: dict[str, tuple[str, list[tuple[int, str]]]] = {
+    "settings.js": (
+        """\
+        window.intercomSettings = {
+          app_id: "abc123",
+          user_id: currentUser.id,
+          "email": currentUser.email,
+          plan: currentUser.plan,
+        };
+        """,
+        [(3, "user_id"), (4, "email"), (5, "plan")],
+    ),
+    "boot.ts": (
+        """\
+        declare const Intercom: (...args: unknown[]) => void;
+        Intercom("boot", { app_id, user_hash: h, ['teammates']: n, custom_attributes: { plan } });
+        """,
+        [(2, "user_hash"), (2, "teammates"), (2, "plan")],
+    ),
+    "widget.jsx": (
+        """\
+        export function Help({ user }) {
+          useEffect(() => {
+            window.Intercom('update', {
+              email: user.email,
+              color: 'red',
+            });
+          }, [user]);
+          return <button onClick={() => window.Intercom('show')}>Help</button>;
+        }
+        """,
+        [(4, "email")],
+    ),
+    "assign.mjs": (
+        """\
+        Object.assign(window.intercomSettings, { email, size: 2 });
+        window.intercomSettings.user_id = id;
+        intercomSettings["plan"] = "pro";
+        """,
+        [(1, "email"), (2, "user_id"), (3, "plan")],
+    ),
+    "variable.tsx": (
+        """\
+        const settings = { user_id: id, alignment: "left" };
+        (window as any).Intercom?.('boot', settings);
+        """,
+        [(1, "user_id")],
+    ),
+    "component.vue": (
+        """\
+        <template>
+          <button @click="open">Help (user_id, email)</button>
+        </template>
+        <script>
+        export default {
+          mounted() { window.Intercom('update', { teammates: this.count }) },
+        };
+        </script>
+        """,
+        [(6, "teammates")],
+    ),
+    "page.html": (
+        """\
+        <!doctype html>
+        <p>Don't "quote" me: Intercom('boot', {user_id: 1})</p>
+        <script type="application/json">{"user_id": 1}</script>
+        <script>window.intercomSettings = {email: "x"};</script>
+        """,
+        [(4, "email")],
+    ),
+}
+
+CLEAN: dict[str, str] = {
+    "clean.js": """\
+        // Intercom('boot', {user_id: 1}) in a comment is not code
+        /* window.intercomSettings = {email: "x"} */
+        const help = "Intercom('update', {email: 1})";
+        const quote = /'/g, ratio = total / count / 2;
+        const t = `Intercom('update', {user_id: ${id}})`;
+        Intercom('update', { color: 'red', custom_attributes: { tier: 2 } });
+        Intercom('trackEvent', 'ordered', { email: 'metadata is not a user attribute' });
+        Intercom('boot', { app_id: 'abc', intercom_user_jwt: token, nested: { email: 1 } });
+        const profile = { user_id: 1 };  // not passed to Intercom
+        Intercom('update', { plan }); // lint-frontend: ignore (reviewed)
+        """,
+    "clean.html": """\
+        <p>user_id: 42, email: a@b.example</p>
+        <script>IdentityServiceMessenger.startMessenger({tokenUrl: "/v1/messenger/token"});</script>
+        """,
+    "README.md": "window.intercomSettings = {user_id: 1}  (not a scanned suffix)",
+}
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        (root / name).write_text(textwrap.dedent(text), "utf-8")
+
+
+@pytest.mark.parametrize("name", sorted(VIOLATIONS))
+def test_violations_are_found_with_their_lines(tmp_path: Path, name: str) -> None:
+    source, expected = VIOLATIONS[name]
+    write(tmp_path, {name: source})
+
+    findings = scan_paths([tmp_path], KEYS)
+
+    assert sorted((f.line, f.key) for f in findings) == sorted(expected)
+    assert all(f.path == str(tmp_path / name) for f in findings)
+
+
+def test_clean_files_pass(tmp_path: Path) -> None:
+    write(tmp_path, CLEAN)
+    assert scan_paths([tmp_path], KEYS) == []
+
+
+def test_columns_and_message() -> None:
+    text = "<div></div><script>Intercom('update', {email: e});</script>\n"
+    (finding,) = scan_text(text, "x.html", KEYS)
+    assert (finding.line, finding.column) == (1, text.index("email") + 1)
+    assert str(finding).startswith("x.html:1:40: protected key 'email' set in clear")
+
+
+def test_keys_not_protected_pass() -> None:
+    source = "Intercom('update', {plan: 'pro', teammates: 3});"
+    assert scan_text(source, "a.js", ALWAYS_PROTECTED) == []
+    assert [f.key for f in scan_text(source, "a.js", KEYS)] == ["plan", "teammates"]
+
+
+def test_node_modules_and_minified_files_are_skipped(tmp_path: Path) -> None:
+    (tmp_path / "node_modules" / "lib").mkdir(parents=True)
+    bad = "Intercom('boot', {user_id: 1});"
+    (tmp_path / "node_modules" / "lib" / "index.js").write_text(bad)
+    (tmp_path / "vendor.min.js").write_text(bad)
+    assert scan_paths([tmp_path], KEYS) == []
+    # Named explicitly, a file is scanned whatever it is called.
+    assert len(scan_paths([tmp_path / "vendor.min.js"], KEYS)) == 1
+
+
+def test_our_own_messenger_js_is_clean() -> None:
+    assert scan_paths([STATIC], KEYS) == []
+
+
+def test_protected_keys_from_config_need_no_secret(tmp_path: Path) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text(
+        textwrap.dedent(
+            """\
+            [workspaces.eu]
+            app_id = "abc123"
+            secret_env = "NOT_SET_IN_CI"
+            [[workspaces.eu.attributes]]
+            name = "plan"
+            type = "string"
+            claim = "plan"
+            [workspaces.us]
+            app_id = "def456"
+            secret_env = "NOT_SET_EITHER"
+            [[workspaces.us.attributes]]
+            name = "seats"
+            type = "integer"
+            profile = "seats"
+            """
+        )
+    )
+    assert protected_keys_from_config(config, "eu") == (*ALWAYS_PROTECTED, "plan")
+    assert protected_keys_from_config(config, None) == (*ALWAYS_PROTECTED, "plan", "seats")
+    with pytest.raises(ValueError, match="no workspace named 'nope'"):
+        protected_keys_from_config(config, "nope")
+
+
+def _cli() -> click.Group:
+    group = click.Group("identity-service")
+    frontend_cli.register(group)
+    return group
+
+
+def test_cli_fails_with_file_line_and_key(tmp_path: Path) -> None:
+    write(tmp_path, {"settings.js": VIOLATIONS["settings.js"][0], **CLEAN})
+
+    result = CliRunner().invoke(_cli(), ["lint-frontend", "--protect", "plan", str(tmp_path)])
+
+    assert result.exit_code == 1
+    lines = result.stdout.splitlines()
+    assert lines == [
+        f"{tmp_path / 'settings.js'}:3:3: protected key 'user_id' set in clear in "
+        "window.intercomSettings = {...}; it must come only from the signed Messenger token",
+        f"{tmp_path / 'settings.js'}:4:3: protected key 'email' set in clear in "
+        "window.intercomSettings = {...}; it must come only from the signed Messenger token",
+        f"{tmp_path / 'settings.js'}:5:3: protected key 'plan' set in clear in "
+        "window.intercomSettings = {...}; it must come only from the signed Messenger token",
+    ]
+    assert "3 protected key(s) set in clear" in result.stderr
+
+
+def test_cli_reads_protected_keys_from_the_config(tmp_path: Path) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text(
+        '[workspaces.main]\napp_id = "a1"\nsecret_env = "UNSET"\n'
+        '[[workspaces.main.attributes]]\nname = "teammates"\ntype = "integer"\nclaim = "t"\n'
+    )
+    code = tmp_path / "app.js"
+    code.write_text("Intercom('update', {teammates: 4});\n")
+
+    without = CliRunner().invoke(_cli(), ["lint-frontend", str(code)])
+    with_config = CliRunner().invoke(_cli(), ["lint-frontend", "--config", str(config), str(code)])
+
+    assert without.exit_code == 0
+    assert "OK: no protected key set in clear" in without.stdout
+    assert with_config.exit_code == 1
+    assert ":1:21: protected key 'teammates'" in with_config.stdout
+
+
+def test_cli_exit_2_on_a_bad_workspace(tmp_path: Path) -> None:
+    config = tmp_path / "service.toml"
+    config.write_text('[workspaces.main]\napp_id = "a1"\n')
+    result = CliRunner().invoke(
+        _cli(), ["lint-frontend", "--config", str(config), "--workspace", "x", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "no workspace named 'x'" in result.stderr
+
+
+def test_cli_needs_existing_paths(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_cli(), ["lint-frontend", str(tmp_path / "missing")])
+    assert result.exit_code == 2

@@ -1,0 +1,146 @@
+"""The messenger blueprint over HTTP: the script, its module flavour, and config.json."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from identity_service import create_app
+from identity_service.config import load_settings
+from identity_service.snippet import (
+    MODULE_FOOTER,
+    messenger_integrity,
+    messenger_module,
+    sri_sha384,
+)
+from tests.support.service import MESSENGER_SECRET, SESSION_SECRET, ServiceFixture, make_service
+
+STATIC_JS = Path(__file__).resolve().parents[1] / "identity_service" / "static" / "messenger.js"
+
+
+def json_of(response: TestResponse) -> dict[str, Any]:
+    body = response.get_json()
+    assert isinstance(body, dict)
+    return body
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> ServiceFixture:
+    return make_service(tmp_path)
+
+
+@pytest.fixture
+def app(service: ServiceFixture) -> Flask:
+    return create_app(service.settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/messenger/messenger.js", STATIC_JS.read_bytes()),
+        ("/v1/messenger/messenger.mjs", STATIC_JS.read_bytes() + MODULE_FOOTER),
+    ],
+)
+def test_script_is_served_cacheable_with_a_strong_etag(
+    client: FlaskClient, path: str, body: bytes
+) -> None:
+    response = client.get(path)
+
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "text/javascript; charset=utf-8"
+    assert response.data == body
+    assert response.headers["ETag"] == f'"{hashlib.sha256(body).hexdigest()}"'
+    assert response.cache_control.public is True
+    assert response.cache_control.max_age == 3600
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+
+
+def test_matching_etag_gets_304_without_a_body(client: FlaskClient) -> None:
+    etag = client.get("/v1/messenger/messenger.js").headers["ETag"]
+
+    response = client.get("/v1/messenger/messenger.js", headers={"If-None-Match": etag})
+
+    assert response.status_code == 304
+    assert response.data == b""
+    assert response.headers["ETag"] == etag
+    # Several validators, one of them current, also revalidates.
+    listed = client.get("/v1/messenger/messenger.js", headers={"If-None-Match": f'"old", {etag}'})
+    assert listed.status_code == 304
+
+
+def test_other_etag_gets_the_full_script(client: FlaskClient) -> None:
+    response = client.get("/v1/messenger/messenger.js", headers={"If-None-Match": '"stale"'})
+    assert response.status_code == 200
+    assert response.data == STATIC_JS.read_bytes()
+
+
+def test_cross_origin_request_gets_the_wildcard_not_credentials(client: FlaskClient) -> None:
+    # The script is public: the product's page may load it with integrity from any origin.
+    response = client.get(
+        "/v1/messenger/messenger.js", headers={"Origin": "https://elsewhere.example"}
+    )
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+def test_config_json_has_public_settings_only(client: FlaskClient) -> None:
+    response = client.get("/v1/messenger/config.json", base_url="https://id.pete.example")
+
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert response.cache_control.public is True
+    assert json_of(response) == {
+        "workspace": "main",
+        "app_id": "abc123",
+        "api_base": "https://api-iam.eu.intercom.io",
+        "token_url": "https://id.pete.example/v1/messenger/token",
+        "protected_keys": ["user_id", "email", "user_hash", "plan", "teammates", "last_order_at"],
+        "widget_url": "https://widget.intercom.io/widget/{app_id}",
+        "script_url": "https://id.pete.example/v1/messenger/messenger.js",
+        "module_url": "https://id.pete.example/v1/messenger/messenger.mjs",
+        "integrity": messenger_integrity(),
+        "module_integrity": sri_sha384(messenger_module()),
+    }
+    text = response.get_data(as_text=True)
+    for secret in (MESSENGER_SECRET, SESSION_SECRET, "messenger.secret", "session.secret"):
+        assert secret not in text
+
+
+def test_config_json_by_workspace(service: ServiceFixture) -> None:
+    # A second workspace, added to the service's own (valid) configuration.
+    text = (service.root / "service.toml").read_text()
+    extra = '[workspaces.us]\napp_id = "us0app"\nregion = "us"\nsecret_file = "messenger.secret"\n'
+    path = service.root / "two.toml"
+    path.write_text(f'default_workspace = "main"\n{text}\n{extra}')
+    settings = load_settings(path, {"IDENTITY_SERVICE_INSTANCE": str(service.root / "instance")})
+    client = create_app(settings).test_client()
+
+    us = json_of(client.get("/v1/messenger/config.json?workspace=us"))
+    assert (us["workspace"], us["app_id"], us["api_base"]) == (
+        "us",
+        "us0app",
+        "https://api-iam.intercom.io",
+    )
+    assert us["protected_keys"] == ["user_id", "email", "user_hash"]
+    main = json_of(client.get("/v1/messenger/config.json"))
+    assert main["workspace"] == "main"
+
+
+def test_config_json_unknown_workspace_is_a_problem(client: FlaskClient) -> None:
+    response = client.get("/v1/messenger/config.json?workspace=nope")
+    assert response.status_code == 404
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert json_of(response)["title"] == "Unknown workspace"
