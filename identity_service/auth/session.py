@@ -107,7 +107,12 @@ class SessionAuthenticator:
         # Read on every request: SecretSource.get() is a stat() for files, so a
         # rotated key is picked up without a restart. Order as Flask builds it:
         # fallbacks, then the current key last (itsdangerous: newest last, all verify).
-        keys = (*(s.get() for s in self.settings.fallback_secrets), self.settings.secret.get())
+        # The current key is *read* first: operators rotate by copying the outgoing key
+        # into the fallback file, then replacing the current one, and a request whose
+        # reads straddle both renames then still holds the outgoing key in one of them
+        # (read the other way round it could hold neither; tests/test_rotation.py).
+        current = self.settings.secret.get()
+        keys = (*(s.get() for s in self.settings.fallback_secrets), current)
         cached = self._cached
         if cached is not None and cached[0] == keys:
             return cached[1]

@@ -1,0 +1,115 @@
+"""A guard around every attack test: no log record may carry a credential, a token or a secret.
+
+The autouse `leak_guard` fixture captures every log record emitted while a test
+runs (from any logger, at every level, including the service's own loggers
+when production logging has turned their propagation off), renders each one as
+the production JSON formatter would, and fails the test if a line contains:
+
+- `eyJ`: the start of every JWT/JWS (base64url of `{"`), so no IdP token,
+  forged token, Messenger token or Flask session cookie payload slips through;
+- a configured secret of the shared test service (Messenger secret, session key);
+- anything a test registered with `leak_guard.watch(...)`: the credential or
+  cookie it sent, the token it was given.
+
+A failure names the logger and the kind of leak, never the leaked value.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from identity_service.observability import JsonFormatter
+from tests.support.service import MESSENGER_SECRET, SESSION_SECRET
+
+JWT_PREFIX = "eyJ"
+MIN_WATCHED_CHARS = 12  # shorter strings ("a b", "Basic") would match innocent text
+
+
+class _Collector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # A record reaching both the service logger and the root is kept once.
+        if not any(r is record for r in self.records):
+            self.records.append(record)
+
+
+class LeakGuard:
+    """Every log record of the running test, and the values none of them may contain."""
+
+    def __init__(self) -> None:
+        self.collector = _Collector()
+        self.watched: list[str] = [MESSENGER_SECRET, SESSION_SECRET]
+        self.formatter = JsonFormatter()
+
+    @property
+    def records(self) -> list[logging.LogRecord]:
+        return self.collector.records
+
+    def watch(self, *values: str | bytes | None) -> None:
+        """Values no log line may contain (credentials sent, cookies, tokens received)."""
+        for value in values:
+            text = value.decode("latin-1") if isinstance(value, bytes) else value
+            if text and len(text) >= MIN_WATCHED_CHARS:
+                self.watched.append(text)
+
+    def lines(self) -> list[tuple[logging.LogRecord, str]]:
+        rendered = []
+        for record in self.records:
+            line = self.formatter.format(record)
+            # The raw message and arguments too: another formatter might show them unescaped.
+            raw = f"{record.msg} {record.args!r} {getattr(record, 'fields', '')!r}"
+            rendered.append((record, f"{line}\n{raw}"))
+        return rendered
+
+    def leaks(self) -> list[str]:
+        """One description per leaking record: logger and what leaked, never the value."""
+        found = []
+        for record, line in self.lines():
+            kinds = []
+            if JWT_PREFIX in line:
+                kinds.append("a JWT or signed cookie (eyJ...)")
+            kinds.extend(
+                f"watched value #{i} ({len(v)} chars)"
+                for i, v in enumerate(self.watched)
+                if v in line
+            )
+            if kinds:
+                found.append(f"{record.name} {record.levelname}: {', '.join(kinds)}")
+        return found
+
+    def forget(self) -> None:
+        """Drop the records so far (for a test that leaks on purpose to prove the guard works)."""
+        self.collector.records.clear()
+
+    def saw(self, logger: str, message: str | None = None) -> int:
+        """How many captured records came from `logger` (with `message`, when given)."""
+        return sum(
+            1
+            for r in self.records
+            if r.name == logger and (message is None or r.getMessage() == message)
+        )
+
+
+@pytest.fixture(autouse=True)
+def leak_guard() -> Iterator[LeakGuard]:
+    guard = LeakGuard()
+    targets = [logging.getLogger(), logging.getLogger("identity_service")]
+    levels = [t.level for t in targets]
+    for target in targets:
+        target.addHandler(guard.collector)
+        target.setLevel(logging.DEBUG)
+    try:
+        yield guard
+    finally:
+        for target, level in zip(targets, levels, strict=True):
+            target.removeHandler(guard.collector)
+            target.setLevel(level)
+    leaks = guard.leaks()
+    if leaks:
+        pytest.fail("log records leak credentials:\n  " + "\n  ".join(leaks), pytrace=False)
