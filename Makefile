@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/identity-service serve
+	$(BIN)/identity-service demo
 
 lint: $(STAMP)
 	$(BIN)/ruff check identity_service tests bench wsgi.py

@@ -1,0 +1,244 @@
+"""`identity-service demo`: Pete and the identity service on one port, ready to click through."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from identity_service.config import CONFIG_ENV, load_settings
+from identity_service.demo import database
+from identity_service.demo.product import (
+    STAND_IN_WIDGET_URL,
+    DemoSetupError,
+    create_demo_app,
+    session_auth,
+)
+from identity_service.errors import ConfigError, IdentityServiceError
+from identity_service.secrets import MIN_SECRET_BYTES, SecretSource
+from identity_service.settings import REGIONS, WIDGET_URL, Settings
+from identity_service.snippet import admin_checklist
+
+APP_ID_ENV = "INTERCOM_APP_ID"
+SECRET_ENV = "INTERCOM_MESSENGER_SECRET"
+REGION_ENV = "INTERCOM_REGION"
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+RULE = "=" * 78
+
+
+class DemoError(Exception):
+    """The demo cannot start; the message says why and what to do."""
+
+
+def intercom_from_environment(settings: Settings, environ: Mapping[str, str]) -> Settings:
+    """`settings` with the default workspace pointed at your own Intercom app.
+
+    The app id comes from $INTERCOM_APP_ID, the region from $INTERCOM_REGION
+    (us, eu or au; default us) and the Messenger API secret from
+    $INTERCOM_MESSENGER_SECRET, read like any `secret_env`: never written anywhere.
+    """
+    workspace = settings.workspace(None)
+    app_id = environ.get(APP_ID_ENV, "").strip()
+    region = (environ.get(REGION_ENV) or "us").strip().lower()
+    if not app_id or not app_id.isascii() or not app_id.isalnum():
+        raise DemoError(
+            f"${APP_ID_ENV} must be your Intercom app id (letters and digits, e.g. 'ql8el0gn')"
+        )
+    if region not in REGIONS:
+        raise DemoError(f"${REGION_ENV} must be one of {', '.join(REGIONS)}, got {region!r}")
+    value = environ.get(SECRET_ENV, "").encode()
+    if len(value) < MIN_SECRET_BYTES:
+        raise DemoError(
+            f"${SECRET_ENV} is {len(value)} bytes; a Messenger API secret has at least "
+            f"{MIN_SECRET_BYTES}: copy it from Intercom's Settings > Channels > Messenger > "
+            "Security"
+        )
+    secret = SecretSource(
+        "env", SECRET_ENV, f"{SECRET_ENV} (your Messenger API secret)", MIN_SECRET_BYTES
+    )
+    # As config.py does for secret_env: the value read from `environ` is the one used.
+    secret._value = value
+    mine = dataclasses.replace(
+        workspace, app_id=app_id, region=region, api_base=REGIONS[region], secret=secret
+    )
+    return dataclasses.replace(settings, workspaces={**settings.workspaces, workspace.key: mine})
+
+
+def choose_widget(
+    settings: Settings, real_widget: bool | None, environ: Mapping[str, str]
+) -> tuple[Settings, bool]:
+    """The settings to run on and whether the real Intercom widget is used.
+
+    Real when asked for (--real-widget) or, unless --stand-in-widget, when both
+    $INTERCOM_APP_ID and $INTERCOM_MESSENGER_SECRET are set.
+    """
+    present = [name for name in (APP_ID_ENV, SECRET_ENV) if environ.get(name)]
+    if real_widget is False:
+        return settings, False
+    if len(present) == 2:
+        return intercom_from_environment(settings, environ), True
+    if len(present) == 1:
+        missing = SECRET_ENV if present == [APP_ID_ENV] else APP_ID_ENV
+        raise DemoError(
+            f"${present[0]} is set but ${missing} is not: set both to use your own Intercom "
+            "workspace, or neither (or pass --stand-in-widget) for the local stand-in"
+        )
+    if real_widget and settings.workspace(None).secret.kind == "dev":
+        raise DemoError(
+            f"--real-widget needs your workspace: export {APP_ID_ENV} and {SECRET_ENV} "
+            f"(and {REGION_ENV} if not us), or pass --config with your app_id and "
+            "secret_env / secret_file. A generated development secret is unknown to Intercom."
+        )
+    return settings, bool(real_widget)
+
+
+def describe_secret(source: SecretSource) -> str:
+    if source.kind == "dev":
+        return f"DEMO SECRET, generated: {source.reference}"
+    return source.describe()
+
+
+def banner(
+    url: str,
+    settings: Settings,
+    db_file: Path,
+    created: bool,
+    real_widget: bool,
+    host: str,
+) -> list[str]:
+    """The startup message: where to click, who to log in as, and which secrets are fake."""
+    workspace = settings.workspace(None)
+    auth = session_auth(workspace)
+    accounts = ", ".join(user.email for user in database.DEMO_USERS)
+    lines = [
+        RULE,
+        f"  Pete, a demo product, with the identity service: open {url}",
+        f"  log in as {accounts}",
+        f"  password: {database.DEMO_PASSWORD}",
+        "",
+        f"  Messenger secret:  {describe_secret(workspace.secret)}",
+        f"  session key:       {describe_secret(auth.secret)}",
+        f"  demo accounts:     {db_file} ({'created now' if created else 'kept'}; "
+        "--reset recreates it)",
+    ]
+    if workspace.profile is None or str(db_file.resolve()) not in workspace.profile.url:
+        where = workspace.profile.url if workspace.profile else "none"
+        lines.append(f"  NOTE: profile rows come from {where}, not from the demo database")
+    if real_widget:
+        lines.append(f"  Intercom widget:   the real one, app {workspace.app_id} "
+                     f"({workspace.api_base})")  # fmt: skip
+    else:
+        lines += [
+            f"  Intercom widget:   local stand-in ({STAND_IN_WIDGET_URL}); shows what Intercom "
+            "would receive",
+            f"                     (export {APP_ID_ENV} and {SECRET_ENV} to use your own app)",
+        ]
+    if any(s.kind == "dev" for s in (workspace.secret, auth.secret)):
+        lines += [
+            "",
+            "  THESE ARE DEMO SECRETS. They protect nothing: never deploy with them.",
+        ]
+    if host not in LOOPBACK:
+        lines += [
+            "",
+            f"  WARNING: listening on {host}: other machines can reach the demo accounts.",
+        ]
+    lines += ["  Ctrl+C stops the demo.", RULE]
+    return lines
+
+
+def _stop(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM ends the process like Ctrl+C does: the server socket is closed cleanly.
+    raise SystemExit(0)
+
+
+def run_demo(
+    config_path: str | None,
+    host: str,
+    port: int,
+    reset: bool,
+    real_widget: bool | None,
+) -> None:
+    """Prepare everything, print the banner, and serve until interrupted."""
+    from werkzeug.serving import make_server
+
+    from identity_service.observability import configure_logging
+
+    settings = load_settings(config_path)
+    settings, real = choose_widget(settings, real_widget, os.environ)
+    workspace = settings.workspace(None)
+    session_auth(workspace)  # fail before touching the database
+    db_file = database.database_path(settings.service.instance_path)
+    created = database.prepare(db_file, reset=reset)
+    widget_url = WIDGET_URL if real else STAND_IN_WIDGET_URL
+    app = create_demo_app(settings, db_file, widget_url=widget_url)
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:
+        raise DemoError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port"
+        ) from None
+    shown_host = f"[{host}]" if ":" in host else host
+    url = f"http://{shown_host}:{server.server_port}/"
+    lines = banner(url, settings, db_file, created, real, host)
+    click.secho("\n".join(lines), err=True, fg="yellow", bold=True)
+    if real:
+        click.echo(admin_checklist(workspace), err=True)
+    configure_logging()
+    signal.signal(signal.SIGTERM, _stop)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+@click.command("demo")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port."
+)
+@click.option("--reset", is_flag=True, help="Recreate the demo database (accounts and profiles).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help=f"TOML configuration file (default: ${CONFIG_ENV}, else the bundled example).",
+)
+@click.option(
+    "--real-widget/--stand-in-widget",
+    "real_widget",
+    default=None,
+    help=f"Load Intercom's real widget (default: when ${APP_ID_ENV} and ${SECRET_ENV} are "
+    "set) or the local stand-in that shows what Intercom would receive.",
+)
+def demo(
+    host: str, port: int, reset: bool, config_path: str | None, real_widget: bool | None
+) -> None:
+    """Run Pete, a demo product with local accounts, and the identity service on one port."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        run_demo(config_path, host, port, reset, real_widget)
+    except ConfigError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(2)
+    except (DemoError, DemoSetupError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except IdentityServiceError as exc:
+        click.echo(f"error: {exc.detail}", err=True)
+        sys.exit(1)
+
+
+def register(group: click.Group) -> None:
+    """Add the `demo` command to the `identity-service` group."""
+    group.add_command(demo)
