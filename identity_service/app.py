@@ -23,13 +23,14 @@ def create_app(
     settings: Settings | None = None,
     *,
     clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
     **options: Any,
 ) -> Flask:
     """Create the app on `settings` (default: $IDENTITY_SERVICE_CONFIG or the bundled example)."""
     settings = settings or load_settings()
     app = Flask("identity_service")
     app.config.update(MAX_CONTENT_LENGTH=settings.service.max_body_bytes, **options)
-    runtime = Runtime.build(settings, clock)
+    runtime = Runtime.build(settings, clock, monotonic)
     app.extensions[EXTENSION] = runtime
     app.extensions["identity_service.settings"] = settings
     app.extensions["identity_service.issuer"] = runtime.issuer

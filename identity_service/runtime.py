@@ -36,7 +36,13 @@ class Runtime:
     clock: Callable[[], float]
 
     @classmethod
-    def build(cls, settings: Settings, clock: Callable[[], float] = time.time) -> Runtime:
+    def build(
+        cls,
+        settings: Settings,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> Runtime:
+        """Build every live object; `clock` stamps tokens, `monotonic` times key caches."""
         profiles = {
             key: SqlProfileSource(ws.profile)
             for key, ws in settings.workspaces.items()
@@ -44,7 +50,9 @@ class Runtime:
         }
         return cls(
             settings=settings,
-            authenticators={k: build_authenticators(ws) for k, ws in settings.workspaces.items()},
+            authenticators={
+                k: build_authenticators(ws, monotonic) for k, ws in settings.workspaces.items()
+            },
             profiles=profiles,
             issuer=TokenIssuer(settings, profiles),
             metrics=Metrics.create(),
@@ -53,12 +61,14 @@ class Runtime:
         )
 
 
-def build_authenticators(workspace: WorkspaceSettings) -> tuple[Authenticator, ...]:
+def build_authenticators(
+    workspace: WorkspaceSettings, monotonic: Callable[[], float] = time.monotonic
+) -> tuple[Authenticator, ...]:
     """One authenticator per configured method, in the configured order."""
     built: list[Authenticator] = []
     for method in workspace.auth:
         if isinstance(method, BearerAuthSettings):
-            built.append(BearerAuthenticator(method))
+            built.append(BearerAuthenticator(method, clock=monotonic))
         else:
             built.append(SessionAuthenticator(method))
     return tuple(built)
