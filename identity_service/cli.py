@@ -9,6 +9,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import click
@@ -16,8 +17,9 @@ import jwt
 
 from identity_service.attributes import AttributePolicy
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.errors import ConfigError, IdentityServiceError
+from identity_service.errors import ConfigError, ConfigProblem, IdentityServiceError
 from identity_service.settings import Settings, WorkspaceSettings
+from identity_service.snippet import admin_checklist
 from identity_service.tokens import ALGORITHM, mint
 
 config_option = click.option(
@@ -44,7 +46,39 @@ def _fail_clearly() -> Iterator[None]:
 
 def _load(config_path: str | None) -> Settings:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    return load_settings(config_path)
+    settings = load_settings(config_path)
+    _check_buildable(settings)
+    return settings
+
+
+def _check_buildable(settings: Settings) -> None:
+    """Build every authenticator and profile source once, as a worker would at start.
+
+    Some problems only show when these objects are made (an IdP key file that
+    holds no usable key, a profile database URL of an unsupported kind): find
+    them here, with the file's name, rather than in every gunicorn worker.
+    """
+    from identity_service.profile import SqlProfileSource
+    from identity_service.runtime import build_authenticators
+
+    problems: list[ConfigProblem] = []
+    for key, workspace in settings.workspaces.items():
+        for index, method in enumerate(workspace.auth):
+            single = replace(workspace, auth=(method,))
+            where = f"workspaces.{key}.auth[{index}]"
+            try:
+                build_authenticators(single)
+            except ConfigError as exc:  # the key source names its own key (key_file)
+                problems.extend(ConfigProblem(f"{where}.{p.path}", p.message) for p in exc.problems)
+            except (ValueError, OSError) as exc:
+                problems.append(ConfigProblem(where, str(exc)))
+        if workspace.profile is not None:
+            try:
+                SqlProfileSource(workspace.profile).close()
+            except (ValueError, OSError) as exc:
+                problems.append(ConfigProblem(f"workspaces.{key}.profile", str(exc)))
+    if problems:
+        raise ConfigError(settings.source, problems)
 
 
 @click.group()
@@ -76,31 +110,40 @@ def describe_workspace(workspace: WorkspaceSettings, default: bool) -> list[str]
     return lines
 
 
-def admin_checklist(workspace: WorkspaceSettings) -> list[str]:
-    """What the Intercom admin must set up so that signed attributes are really protected."""
-    lines = [f"  Intercom admin checklist for app {workspace.app_id}:"]
-    lines.append('    [ ] Settings > Messenger > Security: turn on "Enforce messenger security"')
-    for spec in workspace.custom_attributes:
-        lines.append(
-            f'    [ ] create CDA "{spec.name}" of type {spec.type} and turn on '
-            '"Prevent updates via the Messenger"'
-        )
-    return lines
-
-
 @main.command("check-config")
 @config_option
-def check_config(config_path: str | None) -> None:
-    """Validate the configuration and print a summary per workspace."""
+@click.option(
+    "--security",
+    is_flag=True,
+    help="Grade the configuration for security instead; exit 1 on any high finding.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --security: print the report as JSON.")
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="With --security: worker processes `serve` will run (memory:// limits are per worker).",
+)
+def check_config(config_path: str | None, security: bool, as_json: bool, workers: int) -> None:
+    """Validate the configuration and print a summary per workspace (or a security report)."""
+    if as_json and not security:
+        raise click.UsageError("--json applies to the security report; add --security")
     with _fail_clearly():
         settings = _load(config_path)
+    if security:
+        from identity_service.security_report import assess
+
+        report = assess(settings, workers=workers)
+        click.echo(report.to_json() if as_json else report.to_text())
+        sys.exit(0 if report.passed else 1)
     click.echo(f"configuration: {settings.source}: OK")
     for warning in settings.warnings:
         click.echo(f"warning: {warning}")
     for key, workspace in settings.workspaces.items():
         click.echo("")
         click.echo("\n".join(describe_workspace(workspace, key == settings.default_workspace)))
-        click.echo("\n".join(admin_checklist(workspace)))
+        click.echo(admin_checklist(workspace))
 
 
 def _parse_attr(raw: str) -> tuple[str, Any]:
@@ -154,3 +197,10 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
     if config_path:
         os.environ[CONFIG_ENV] = os.path.abspath(config_path)
     run_gunicorn(bind=bind, workers=workers, threads=threads, timeout=timeout)
+
+
+from identity_service.demo.cli import register as register_demo  # noqa: E402
+from identity_service.frontend_cli import register as register_frontend  # noqa: E402
+
+register_demo(main)
+register_frontend(main)

@@ -49,6 +49,7 @@ INSTANCE_ENV = "IDENTITY_SERVICE_INSTANCE"
 MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
 MAX_LEEWAY = 300
 CDA_SOFT_LIMIT = 250
+WORKSPACE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 SESSION_SECRET_MIN_BYTES = 16
 # Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
 # verification material forge tokens, the classic algorithm-confusion attack.
@@ -275,6 +276,10 @@ class _Loader:
                     if not isinstance(raw, dict):
                         self.problem(None, "must be a table")
                         continue
+                    if not WORKSPACE_KEY.fullmatch(key):
+                        # Requests name workspaces by key ({"workspace": "eu"}); the API
+                        # accepts only this alphabet, so any other key could never be used.
+                        self.problem(None, "workspace names use letters, digits, _ and - only")
                     workspace = self.workspace(key, raw)
                     if workspace is not None:
                         workspaces[key] = workspace
@@ -428,7 +433,7 @@ class _Loader:
     def attribute(self, item: Mapping[str, Any]) -> AttributeSpec | None:
         self.only_keys(item, {"name", "type", "description", "claim", "profile"})
         before = len(self.problems)
-        name = self.get(item, "name", str, None)
+        name = self.get(item, "name", str, None, required=True)
         type_ = cast(AttributeType, self.choice(item, "type", AttributeType, "string"))
         description = self.get(item, "description", str, "")
         claim = self.get(item, "claim", str, None)

@@ -13,7 +13,11 @@ from typing import Any
 from flask import Flask, Response, g, json
 from werkzeug.exceptions import HTTPException
 
-from identity_service.errors import AuthenticationError, IdentityServiceError
+from identity_service.errors import (
+    AuthenticationError,
+    ForbiddenOriginError,
+    IdentityServiceError,
+)
 from identity_service.ratelimit import RateLimitedError
 
 log = logging.getLogger(__name__)
@@ -56,6 +60,8 @@ def _domain(error: IdentityServiceError) -> Response:
         # scheme, so only Bearer is advertised (RFC 6750 error codes).
         code = "invalid_request" if error.reason == "missing_credentials" else "invalid_token"
         headers["WWW-Authenticate"] = f'Bearer realm="identity_service", error="{code}"'
+        extra["reason"] = error.reason
+    if isinstance(error, ForbiddenOriginError):
         extra["reason"] = error.reason
     if isinstance(error, RateLimitedError):
         headers["Retry-After"] = str(error.retry_after)

@@ -181,7 +181,7 @@ def test_a_failing_bearer_never_falls_through_to_the_cookie(
 def test_403_cookie_from_another_origin(client: FlaskClient, service: ServiceFixture) -> None:
     client.set_cookie("session", service.session_cookie({"user_id": "user-42"}))
     response = client.post(TOKEN_URL, headers={"Origin": "https://evil.example"})
-    assert_problem(response, 403)
+    assert assert_problem(response, 403)["reason"] == "origin"
     assert "Access-Control-Allow-Origin" not in response.headers
 
 

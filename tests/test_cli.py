@@ -21,8 +21,9 @@ def test_check_config_summarises_each_workspace_and_the_admin_checklist(tmp_path
     assert "eu -> https://api-iam.eu.intercom.io" in out
     assert "token lifetime:  3600 s" in out
     assert "plan (string, CDA)" in out and "email (string, standard)" in out
-    assert 'create CDA "plan" of type string' in out
-    assert 'create CDA "email"' not in out  # standard attributes are not CDAs
+    created = out.split("Create attribute")[1].split("[ ] 2.")[0]
+    assert "plan" in created and "teammates" in created and "last_order_at" in created
+    assert "email" not in created  # standard attributes are not CDAs
     assert "Prevent updates via the Messenger" in out
     assert "Enforce messenger security" in out
     assert MESSENGER_SECRET not in out
@@ -72,3 +73,27 @@ def test_mint_unknown_workspace_is_a_clear_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 1
     assert "no workspace named 'x'" in result.output
+
+
+def test_check_config_finds_problems_that_only_show_when_the_service_starts(
+    tmp_path: Path,
+) -> None:
+    make_service(tmp_path)
+    config = tmp_path / "service.toml"
+    (tmp_path / "idp-public.pem").write_text("not a key\n")
+    config.write_text(config.read_text().replace("sqlite:///profiles.db", "mysql://db/pete"))
+    result = CliRunner().invoke(main, ["check-config", "--config", str(config)])
+    assert result.exit_code == 2
+    assert "workspaces.main.auth[0].key_file: cannot use" in result.output
+    assert "workspaces.main.profile: " in result.output and "mysql" in result.output
+
+
+def test_workspace_names_must_be_usable_in_requests(tmp_path: Path) -> None:
+    make_service(tmp_path)
+    config = tmp_path / "service.toml"
+    config.write_text(config.read_text().replace("workspaces.main", 'workspaces."eu.main"'))
+    result = CliRunner().invoke(main, ["check-config", "--config", str(config)])
+    assert result.exit_code == 2
+    assert (
+        'workspaces."eu.main": workspace names use letters, digits, _ and - only' in result.output
+    )
