@@ -1,0 +1,465 @@
+"""The documentation states only what is true of the code.
+
+- README's quick start names exactly the Makefile targets that exist (`make run`, `make test`);
+- every `tests/...py::test_name[case]` reference (SECURITY.md above all) names a real test;
+- every relative link and `#anchor` in README.md, SECURITY.md and docs/*.md resolves;
+- docs/configuration.md's key tables list exactly the keys config.py's loader accepts.
+
+Each checker returns a list of problems. The tests at the bottom feed each one a
+broken document, which shows that these tests fail when the docs drift.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import pytest
+
+from identity_service.demo.cli import demo as demo_command
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+SECURITY = ROOT / "SECURITY.md"
+DOCS = ROOT / "docs"
+CONFIG_DOC = DOCS / "configuration.md"
+CONFIG_PY = ROOT / "identity_service" / "config.py"
+MAKEFILE = ROOT / "Makefile"
+
+# `name:` at the start of a line, not `name :=` (a variable) nor `.PHONY:` / `$(STAMP):`.
+_MAKE_TARGET = re.compile(r"^([A-Za-z0-9][\w-]*)\s*:(?!=)(.*)$", re.M)
+_FENCE = re.compile(r"^```[^\n]*\n.*?^```[ \t]*$", re.M | re.S)
+_INLINE_CODE = re.compile(r"``.+?``|`[^`\n]+`")
+_HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$", re.M)
+# [text](target) and ![alt](target); text may hold one level of brackets.
+_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\[\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
+_TEST_REF = re.compile(r"(tests/[\w/]+\.py)(?:::(\w+)(?:\[([^\]]+)\])?)?")
+_KEY_MARKER = re.compile(r"^<!-- config-keys: (\w+) -->[ \t]*\n((?:\|[^\n]*(?:\n|$))+)", re.M)
+_KEY_CELL = re.compile(r"`([a-z_]+)`")
+
+
+def markdown_files() -> list[Path]:
+    return [README, SECURITY, *sorted(DOCS.glob("*.md"))]
+
+
+def _blank(match: re.Match[str]) -> str:
+    return re.sub(r"[^\n]", " ", match.group())
+
+
+def without_code(text: str) -> str:
+    """Markdown with fenced blocks and inline code blanked out, every position kept."""
+    return _INLINE_CODE.sub(_blank, _FENCE.sub(_blank, text))
+
+
+# -- (a) the quick start and the Makefile -------------------------------------------------
+
+
+def makefile_targets(text: str) -> dict[str, str]:
+    """Target name -> the rest of its rule line (its prerequisites)."""
+    return {m.group(1): m.group(2).strip() for m in _MAKE_TARGET.finditer(text)}
+
+
+def makefile_recipe(text: str, target: str) -> list[str]:
+    """The tab-indented command lines of `target`'s rule."""
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        match = _MAKE_TARGET.match(line)
+        if match and match.group(1) == target:
+            recipe = []
+            for following in lines[index + 1 :]:
+                if not following.startswith("\t"):
+                    break
+                recipe.append(following.strip())
+            return recipe
+    return []
+
+
+def sections(markdown: str) -> list[tuple[str, str]]:
+    """(title, body) of each `## ` section, in order (code blocks do not count as headings)."""
+    starts = []
+    for bare in _HEADING.finditer(without_code(markdown)):
+        # Positions are the same in `markdown`; the title is read there, code included.
+        heading = _HEADING.match(markdown, bare.start())
+        if heading is not None and len(heading.group(1)) == 2:
+            starts.append((bare.start(), heading.group(2)))
+    found = []
+    for i, (start, title) in enumerate(starts):
+        end = starts[i + 1][0] if i + 1 < len(starts) else len(markdown)
+        found.append((title, markdown[start:end]))
+    return found
+
+
+def quick_start_block(markdown: str) -> str:
+    """The first fenced code block of the `## Quick start` section ("" when there is none)."""
+    for title, body in sections(markdown):
+        if title.strip().lower() == "quick start":
+            match = _FENCE.search(body)
+            return match.group() if match else ""
+    return ""
+
+
+def quick_start_commands(markdown: str) -> list[str]:
+    """The commands in the quick start block, without their trailing comments."""
+    lines = quick_start_block(markdown).splitlines()[1:-1]  # drop the fence lines
+    commands = [line.split("#", 1)[0].strip() for line in lines]
+    return [c for c in commands if c]
+
+
+def quick_start_problems(readme: str, makefile: str) -> list[str]:
+    problems = []
+    titles = [title for title, _ in sections(readme)]
+    if not titles or titles[0].strip().lower() != "quick start":
+        problems.append(f"the first section must be 'Quick start', found {titles[:1]}")
+    commands = quick_start_commands(readme)
+    if commands != ["make run", "make test"]:
+        problems.append(f"quick start commands are {commands}, expected make run and make test")
+    targets = makefile_targets(makefile)
+    for command in commands:
+        words = command.split()
+        if words[:1] != ["make"] or len(words) != 2:
+            problems.append(f"{command!r} is not a plain `make <target>`")
+        elif words[1] not in targets:
+            problems.append(f"{command!r}: the Makefile has no target {words[1]!r}")
+    return problems
+
+
+# -- (b) references to tests ----------------------------------------------------------------
+
+
+def defined_functions(path: Path) -> set[str]:
+    """Every function name defined in a Python file (module level and in classes)."""
+    tree = ast.parse(path.read_text("utf-8"))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+    }
+
+
+def find_test_references(markdown: str) -> list[tuple[str, str | None, str | None]]:
+    """(file, function or None, case or None) for each `tests/...py[::name[case]]` mention."""
+    return [(m.group(1), m.group(2), m.group(3)) for m in _TEST_REF.finditer(markdown)]
+
+
+def reference_problems(markdown: str, root: Path = ROOT) -> list[str]:
+    problems = []
+    for file, function, case in find_test_references(markdown):
+        path = root / file
+        shown = file + (f"::{function}" if function else "") + (f"[{case}]" if case else "")
+        if not path.is_file():
+            problems.append(f"{shown}: no such file")
+            continue
+        if function is not None and function not in defined_functions(path):
+            problems.append(f"{shown}: {file} defines no function {function}")
+        # A parametrized case is named by an id written in the test file.
+        text = path.read_text("utf-8")
+        if case is not None and f'"{case}"' not in text and f"'{case}'" not in text:
+            problems.append(f"{shown}: no case id {case!r} is written in {file}")
+    return problems
+
+
+def threat_rows_without_tests(markdown: str) -> list[str]:
+    """Rows of the threat tables whose last column names no test function."""
+    body = next((b for t, b in sections(markdown) if t.lower().startswith("threats")), "")
+    missing = []
+    for line in body.splitlines():
+        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+        if not line.startswith("|") or len(cells) < 3:
+            continue
+        if cells[0] in {"threat", ""} or set(cells[0]) <= set("-: "):
+            continue  # header or separator
+        if not any(function for _, function, _ in find_test_references(cells[-1])):
+            missing.append(cells[0])
+    return missing
+
+
+# -- (c) links ----------------------------------------------------------------------------------
+
+
+def github_slug(heading: str) -> str:
+    """The anchor GitHub gives a heading: rendered text, lower case, punctuation dropped."""
+    text = re.sub(r"`([^`]*)`", r"\1", heading)
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)
+    text = re.sub(r"[^\w\- ]", "", text.strip().lower())
+    return text.replace(" ", "-")
+
+
+def anchors(markdown: str) -> set[str]:
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    for match in _HEADING.finditer(_FENCE.sub("", markdown)):
+        slug = github_slug(match.group(2))
+        count = seen.get(slug, 0)
+        seen[slug] = count + 1
+        found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def link_problems(path: Path, root: Path = ROOT) -> list[str]:
+    """Broken relative links (missing file, or missing heading anchor) in one Markdown file."""
+    text = path.read_text("utf-8")
+    problems = []
+    for match in _LINK.finditer(without_code(text)):
+        target = match.group(1)
+        if _SCHEME.match(target):
+            continue  # http(s):, mailto: ...: not checked offline
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part).resolve() if file_part else path
+        where = f"{path.relative_to(root)}: ({target})"
+        if not linked.is_relative_to(root.resolve()):
+            problems.append(f"{where} points outside the repository")
+        elif not linked.exists():
+            problems.append(f"{where}: no such file")
+        elif anchor and linked.suffix == ".md" and anchor not in anchors(linked.read_text()):
+            problems.append(f"{where}: {linked.name} has no heading with anchor #{anchor}")
+    return problems
+
+
+# -- (d) configuration keys -------------------------------------------------------------------
+
+
+def loader_keys(source: str) -> dict[str, set[str]]:
+    """For each method of config.py that calls `self.only_keys(table, {...})`: the allowed keys."""
+    allowed: dict[str, set[str]] = {}
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, ast.FunctionDef):
+            continue
+        for node in ast.walk(function):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "only_keys"
+                and len(node.args) == 2
+                and isinstance(node.args[1], ast.Set)
+            ):
+                keys = {e.value for e in node.args[1].elts if isinstance(e, ast.Constant)}
+                allowed.setdefault(function.name, set()).update(str(k) for k in keys)
+    return allowed
+
+
+def documented_keys(markdown: str) -> tuple[dict[str, list[str]], list[str]]:
+    """Section -> keys of each `<!-- config-keys: section -->` table, and unreadable rows."""
+    documented: dict[str, list[str]] = {}
+    bad_rows = []
+    for marker in _KEY_MARKER.finditer(markdown):
+        section, table = marker.group(1), marker.group(2)
+        rows = [r for r in table.splitlines() if r.strip()][2:]  # skip header and separator
+        keys = documented.setdefault(section, [])
+        for row in rows:
+            first = row.strip().strip("|").split("|")[0].strip()
+            cell = _KEY_CELL.fullmatch(first)
+            if cell is None:
+                bad_rows.append(f"{section}: {row.strip()[:60]}")
+            else:
+                keys.append(cell.group(1))
+    return documented, bad_rows
+
+
+def config_key_problems(markdown: str, source: str) -> list[str]:
+    allowed = loader_keys(source)
+    documented, bad_rows = documented_keys(markdown)
+    problems = [f"not a `key` row: {row}" for row in bad_rows]
+    for section in sorted(set(allowed) - set(documented)):
+        problems.append(f"the loader's {section}() keys have no config-keys table")
+    for section in sorted(set(documented) - set(allowed)):
+        problems.append(f"config-keys table {section!r} matches no only_keys() call in config.py")
+    for section in sorted(set(allowed) & set(documented)):
+        keys = documented[section]
+        for key in sorted({k for k in keys if keys.count(k) > 1}):
+            problems.append(f"{section}: {key} is documented twice")
+        for key in sorted(set(keys) - allowed[section]):
+            problems.append(f"{section}: {key} is documented but the loader refuses it")
+        for key in sorted(allowed[section] - set(keys)):
+            problems.append(f"{section}: {key} is accepted by the loader but not documented")
+    return problems
+
+
+# -- the documentation as it is ------------------------------------------------------------------
+
+
+def test_readme_quick_start_is_first_and_names_exactly_the_makefiles_two_commands() -> None:
+    assert quick_start_problems(README.read_text("utf-8"), MAKEFILE.read_text("utf-8")) == []
+
+
+def test_make_run_starts_the_demo_at_the_address_the_readme_gives() -> None:
+    makefile = MAKEFILE.read_text("utf-8")
+    assert any(line.endswith("identity-service demo") for line in makefile_recipe(makefile, "run"))
+    defaults = {param.name: param.default for param in demo_command.params}
+    url = f"http://{defaults['host']}:{defaults['port']}"
+    assert url in quick_start_block(README.read_text("utf-8"))
+
+
+def test_make_test_lints_type_checks_and_runs_pytest_as_the_readme_says() -> None:
+    makefile = MAKEFILE.read_text("utf-8")
+    assert makefile_targets(makefile)["test"].split() == ["lint", "typecheck", "pytest"]
+    commands = " ".join(
+        line
+        for target in ("lint", "typecheck", "pytest")
+        for line in makefile_recipe(makefile, target)
+    )
+    for tool in ("ruff check", "ruff format --check", "mypy --strict", "pytest"):
+        assert tool in commands
+    block = quick_start_block(README.read_text("utf-8"))
+    assert "ruff" in block and "mypy --strict" in block
+
+
+def test_every_test_referenced_in_security_md_exists() -> None:
+    text = SECURITY.read_text("utf-8")
+    references = find_test_references(text)
+    assert len({(f, n) for f, n, _ in references if n}) >= 50  # the table is really there
+    assert reference_problems(text) == []
+
+
+def test_every_threat_in_security_md_names_a_test() -> None:
+    text = SECURITY.read_text("utf-8")
+    assert threat_rows_without_tests(text) == []
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "tests/" in line]
+    assert len(rows) >= 30
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_test_references_in_every_document_exist(path: Path) -> None:
+    assert reference_problems(path.read_text("utf-8")) == []
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_resolve(path: Path) -> None:
+    assert link_problems(path) == []
+
+
+def test_the_readme_shows_the_demo_screenshot_and_links_every_page() -> None:
+    text = README.read_text("utf-8")
+    linked = {match.group(1) for match in _LINK.finditer(without_code(text))}
+    expected = {"docs/demo.png", "SECURITY.md"} | {f"docs/{p.name}" for p in DOCS.glob("*.md")}
+    assert expected <= linked
+
+
+def test_configuration_md_documents_exactly_the_keys_the_loader_accepts() -> None:
+    markdown = CONFIG_DOC.read_text("utf-8")
+    source = CONFIG_PY.read_text("utf-8")
+    assert len(loader_keys(source)) >= 8  # top level, service, rate limit, workspace, ...
+    assert config_key_problems(markdown, source) == []
+
+
+# -- the checkers catch what they are for ---------------------------------------------------------
+
+MAKEFILE_SAMPLE = """\
+PYTHON ?= python3
+VENV := .venv
+.PHONY: run test
+$(STAMP): pyproject.toml
+\ttouch $(STAMP)
+run: $(STAMP)
+\t$(BIN)/identity-service demo
+test: lint pytest
+"""
+
+
+def test_makefile_parsing_sees_rules_but_not_variables() -> None:
+    assert makefile_targets(MAKEFILE_SAMPLE) == {"run": "$(STAMP)", "test": "lint pytest"}
+    assert makefile_recipe(MAKEFILE_SAMPLE, "run") == ["$(BIN)/identity-service demo"]
+
+
+@pytest.mark.parametrize(
+    ("readme", "fragment"),
+    [
+        pytest.param(
+            "# x\n\n## Quick start\n\n```sh\nmake run\nmake check  # lint\n```\n",
+            "no target 'check'",
+            id="unknown target",
+        ),
+        pytest.param(
+            "# x\n\n## Quick start\n\n```sh\nmake run\n```\n", "expected make run", id="one missing"
+        ),
+        pytest.param(
+            "# x\n\n## Why\n\ntext\n\n## Quick start\n\n```sh\nmake run\nmake test\n```\n",
+            "first section",
+            id="not first",
+        ),
+        pytest.param("# x\n\n## Usage\n\n```sh\nmake run\n```\n", "expected", id="no section"),
+    ],
+)
+def test_quick_start_checker_fails_on_drift(readme: str, fragment: str) -> None:
+    problems = quick_start_problems(readme, MAKEFILE_SAMPLE)
+    assert any(fragment in p for p in problems), problems
+
+
+def test_a_heading_inside_a_code_block_is_not_a_section() -> None:
+    readme = (
+        "# x\n\n```sh\n## not a heading\n```\n\n## Quick start\n\n```sh\nmake run\nmake test\n```\n"
+    )
+    assert quick_start_problems(readme, MAKEFILE_SAMPLE) == []
+
+
+def test_reference_checker_fails_on_unknown_files_functions_and_cases() -> None:
+    text = (
+        "`tests/test_api.py::test_405_tokens_never_travel_by_get` is real;\n"
+        "`tests/test_api.py::test_that_was_never_written`,\n"
+        "`tests/test_nowhere.py::test_x`,\n"
+        "`tests/attack/test_bearer_attacks.py::test_attack_is_refused[no such case]`."
+    )
+    problems = reference_problems(text)
+    assert len(problems) == 3, problems
+    assert "defines no function test_that_was_never_written" in problems[0]
+    assert "no such file" in problems[1]
+    assert "no case id 'no such case'" in problems[2]
+
+
+def test_threat_rows_without_a_test_are_reported() -> None:
+    text = (
+        "## Threats, and tests\n\n| threat | mitigation | covered by |\n|---|---|---|\n"
+        "| forged cookie | HMAC | `tests/auth/test_session.py::test_tampered_cookie` |\n"
+        "| a flood | limits | none yet |\n\n## Next\n"
+    )
+    assert threat_rows_without_tests(text) == ["a flood"]
+
+
+def test_link_checker_fails_on_missing_files_and_anchors(tmp_path: Path) -> None:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "other.md").write_text("# Other\n\n## `check-config --security`, here\n")
+    page = tmp_path / "docs" / "page.md"
+    page.write_text(
+        "# Page\n\n## Local heading\n\n"
+        "[ok](other.md#check-config---security-here) [ok](#local-heading)"
+        " [ok](https://example.com/x) ![img](missing.png)\n"
+        "[bad](other.md#nowhere) [bad](#nowhere) [bad](../../outside.md)\n"
+        "`[in code](missing.md)`\n```\n[in a block](missing.md)\n```\n"
+    )
+    problems = link_problems(page, root=tmp_path)
+    assert len(problems) == 4, problems
+    assert "(missing.png): no such file" in problems[0]
+    assert "other.md has no heading with anchor #nowhere" in problems[1]
+    assert "page.md has no heading with anchor #nowhere" in problems[2]
+    assert "outside the repository" in problems[3]
+
+
+def test_github_slugs() -> None:
+    assert github_slug("Decisions where Intercom's documentation is silent") == (
+        "decisions-where-intercoms-documentation-is-silent"
+    )
+    assert github_slug("`[service.rate_limit]`") == "servicerate_limit"
+    assert (
+        github_slug("Running it: `identity-service serve`") == "running-it-identity-service-serve"
+    )
+
+
+def test_config_key_checker_fails_both_ways() -> None:
+    source = (
+        "class _Loader:\n"
+        "    def service(self, table):\n"
+        "        self.only_keys(table, {'hsts', 'proxy_hops'})\n"
+        "    def profile(self, table):\n"
+        "        self.only_keys(table, {'url'})\n"
+    )
+    markdown = (
+        "<!-- config-keys: service -->\n| key | type |\n|---|---|\n"
+        "| `hsts` | boolean |\n| `hstss` | boolean |\n| hsts | no backticks |\n"
+    )
+    problems = config_key_problems(markdown, source)
+    assert "not a `key` row: service: | hsts | no backticks |" in problems
+    assert "the loader's profile() keys have no config-keys table" in problems
+    assert "service: hstss is documented but the loader refuses it" in problems
+    assert "service: proxy_hops is accepted by the loader but not documented" in problems
+    assert len(problems) == 4, problems
