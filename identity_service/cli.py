@@ -7,8 +7,6 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -16,8 +14,9 @@ import click
 import jwt
 
 from identity_service.attributes import AttributePolicy
+from identity_service.cli_errors import fail_clearly
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.errors import ConfigError, ConfigProblem, IdentityServiceError
+from identity_service.errors import ConfigError, ConfigProblem
 from identity_service.settings import Settings, WorkspaceSettings
 from identity_service.snippet import admin_checklist
 from identity_service.tokens import ALGORITHM, mint
@@ -29,19 +28,6 @@ config_option = click.option(
     default=None,
     help=f"TOML configuration file (default: ${CONFIG_ENV}, else the bundled example).",
 )
-
-
-@contextmanager
-def _fail_clearly() -> Iterator[None]:
-    """Turn domain errors into a readable message and a non-zero exit, never a traceback."""
-    try:
-        yield
-    except ConfigError as exc:
-        click.echo(f"error: {exc.detail}", err=True)
-        sys.exit(2)
-    except IdentityServiceError as exc:
-        click.echo(f"error: {exc.detail}", err=True)
-        sys.exit(1)
 
 
 def _load(config_path: str | None) -> Settings:
@@ -129,7 +115,7 @@ def check_config(config_path: str | None, security: bool, as_json: bool, workers
     """Validate the configuration and print a summary per workspace (or a security report)."""
     if as_json and not security:
         raise click.UsageError("--json applies to the security report; add --security")
-    with _fail_clearly():
+    with fail_clearly():
         settings = _load(config_path)
     if security:
         from identity_service.security_report import assess
@@ -167,7 +153,7 @@ def mint_command(
 ) -> None:
     """Mint a token with the real secret and print it with its decoded claims (debugging aid)."""
     raw = dict(_parse_attr(a) for a in attrs)
-    with _fail_clearly():
+    with fail_clearly():
         settings = _load(config_path)
         chosen = settings.workspace(workspace)
         clean = AttributePolicy(chosen.attributes, chosen.on_invalid).clean(raw)
@@ -192,7 +178,7 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
     """Run the service under gunicorn."""
     from identity_service.server import run_gunicorn
 
-    with _fail_clearly():
+    with fail_clearly():
         _load(config_path)  # fail here, once, with a readable message, not in every worker
     if config_path:
         os.environ[CONFIG_ENV] = os.path.abspath(config_path)

@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 import click
 
+from identity_service.cli_errors import fail_clearly
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.errors import ConfigError, IdentityServiceError
 from identity_service.lint_frontend import (
     ALWAYS_PROTECTED,
     protected_keys_from_config,
@@ -92,19 +92,13 @@ def snippet_command(
     on_failure: str,
 ) -> None:
     """Write the embed HTML and messenger.js, and print the integrity hash and admin checklist."""
-    try:
+    with fail_clearly(other_errors=(UnsafeSnippetError,)):
         settings = load_settings(config_path)
         chosen = settings.workspace(workspace)
         config = MessengerConfig.for_workspace(chosen, token_url)
         options = messenger_options(config, on_failure=on_failure)  # type: ignore[arg-type]
         source = script_url or _beside(token_url, SCRIPT_PATH)
         html = embed_html(options, script_url=source)
-    except ConfigError as exc:
-        click.echo(f"error: {exc.detail}", err=True)
-        sys.exit(2)
-    except (IdentityServiceError, UnsafeSnippetError) as exc:
-        click.echo(f"error: {getattr(exc, 'detail', exc)}", err=True)
-        sys.exit(1)
 
     if out is None:
         click.echo(html)

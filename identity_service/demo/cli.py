@@ -6,13 +6,13 @@ import dataclasses
 import logging
 import os
 import signal
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
 import click
 
+from identity_service.cli_errors import fail_clearly
 from identity_service.config import CONFIG_ENV, load_settings
 from identity_service.demo import database
 from identity_service.demo.product import (
@@ -21,7 +21,6 @@ from identity_service.demo.product import (
     create_demo_app,
     session_auth,
 )
-from identity_service.errors import ConfigError, IdentityServiceError
 from identity_service.secrets import MIN_SECRET_BYTES, SecretSource
 from identity_service.settings import REGIONS, WIDGET_URL, Settings
 from identity_service.snippet import admin_checklist
@@ -226,17 +225,8 @@ def demo(
 ) -> None:
     """Run Pete, a demo product with local accounts, and the identity service on one port."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
+    with fail_clearly(config_errors=(DemoError, DemoSetupError)):
         run_demo(config_path, host, port, reset, real_widget)
-    except ConfigError as exc:
-        click.echo(f"error: {exc.detail}", err=True)
-        sys.exit(2)
-    except (DemoError, DemoSetupError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except IdentityServiceError as exc:
-        click.echo(f"error: {exc.detail}", err=True)
-        sys.exit(1)
 
 
 def register(group: click.Group) -> None:

@@ -7,9 +7,7 @@ tests with a loud reason; with CI=true it fails them, because CI must run them.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from collections.abc import Generator, Iterator
 from pathlib import Path
 
@@ -17,33 +15,9 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Playwright, sync_playwright
 
 from tests.browser.harness import Browsing, Stack, build_stack
+from tests.support.browser import CHROMIUM_ARGS, chromium_or_skip
 
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-
-
-def _chromium_or_skip() -> str:
-    path = CHROMIUM if os.path.isabs(CHROMIUM) else shutil.which(CHROMIUM) or CHROMIUM
-    if os.access(path, os.X_OK):
-        return path
-    reason = (
-        f"BROWSER TESTS NOT RUN: no Chromium at {path}. Install it with "
-        "`apt-get install -y chromium` (or set $CHROMIUM)."
-    )
-    if IN_CI:
-        pytest.fail(reason + " CI=true requires them to run.", pytrace=False)
-    pytest.skip(reason)
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -58,7 +32,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 # time, so ours must be closed before browser tests elsewhere start their own.
 @pytest.fixture(scope="package")
 def playwright() -> Generator[Playwright, None, None]:
-    _chromium_or_skip()
+    chromium_or_skip()
     with sync_playwright() as driver:
         yield driver
 
@@ -66,7 +40,7 @@ def playwright() -> Generator[Playwright, None, None]:
 @pytest.fixture(scope="package")
 def browser(playwright: Playwright) -> Generator[Browser, None, None]:
     browser = playwright.chromium.launch(
-        executable_path=_chromium_or_skip(), args=CHROMIUM_ARGS, headless=True
+        executable_path=chromium_or_skip(), args=CHROMIUM_ARGS, headless=True
     )
     yield browser
     browser.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -25,21 +24,10 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV
+from tests.support.browser import CHROMIUM_ARGS, chromium_or_skip
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Variables that would point the demo somewhere else than the bundled example.
 FOREIGN_ENV = (CONFIG_ENV, "INTERCOM_APP_ID", "INTERCOM_MESSENGER_SECRET", "INTERCOM_REGION")
 STARTUP_TIMEOUT = 30.0
@@ -129,19 +117,6 @@ def demo_server(tmp_path: Path) -> Iterator[DemoServer]:
 # -- Chromium ----------------------------------------------------------------------------
 
 
-def chromium_or_skip() -> str:
-    path = CHROMIUM if os.path.isabs(CHROMIUM) else shutil.which(CHROMIUM) or CHROMIUM
-    if os.access(path, os.X_OK):
-        return path
-    reason = (
-        f"DEMO BROWSER TEST NOT RUN: no Chromium at {path}. Install it with "
-        "`apt-get install -y chromium` (or set $CHROMIUM)."
-    )
-    if IN_CI:
-        pytest.fail(reason + " CI=true requires it to run.", pytrace=False)
-    pytest.skip(reason)
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
     # Keep each phase's report on the item, so the page fixture knows the test failed.
@@ -152,7 +127,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 @pytest.fixture(scope="module")
 def browser() -> Generator[Browser, None, None]:
-    executable = chromium_or_skip()
+    executable = chromium_or_skip("DEMO BROWSER TEST")
     with sync_playwright() as driver:
         browser = driver.chromium.launch(
             executable_path=executable, args=CHROMIUM_ARGS, headless=True
