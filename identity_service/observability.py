@@ -67,6 +67,7 @@ class Metrics:
     attributes_dropped: Counter
     profile_unavailable: Counter
     rate_limited: Counter
+    rate_limit_storage_errors: Counter
     request_latency: Histogram
 
     @classmethod
@@ -93,6 +94,11 @@ class Metrics:
             ),
             rate_limited=Counter(
                 "identity_rate_limited", "Requests refused by the rate limiter", ["scope"],
+                registry=registry,
+            ),
+            rate_limit_storage_errors=Counter(
+                "identity_rate_limit_storage_errors",
+                "Rate-limit storage failures (Redis down); on_storage_error decided the outcome",
                 registry=registry,
             ),
             request_latency=Histogram(

@@ -16,6 +16,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 
 from limits import RateLimitItem, parse
 from limits.storage import Storage, storage_from_string
@@ -86,7 +87,14 @@ class MemoryWindows:
 class RateLimiter:
     """Checks and counts requests against the configured limits."""
 
-    def __init__(self, settings: RateLimitSettings, namespace: str = "identity_service") -> None:
+    def __init__(
+        self,
+        settings: RateLimitSettings,
+        namespace: str = "identity_service",
+        on_storage_error: Callable[[], None] | None = None,
+    ) -> None:
+        """`on_storage_error` is called once per storage failure (the app counts them)."""
+        self.on_storage_error = on_storage_error
         self.settings = settings
         self.namespace = namespace
         self.storage_errors = 0
@@ -132,6 +140,8 @@ class RateLimiter:
             reset = limiter.get_window_stats(item, self.namespace, scope, key).reset_time
         except Exception as exc:  # any storage failure: Redis down, timeout, protocol error
             self.storage_errors += 1
+            if self.on_storage_error is not None:
+                self.on_storage_error()
             log.error(
                 "rate limit storage unavailable (%s); failing %s",
                 type(exc).__name__,

@@ -48,6 +48,7 @@ class Runtime:
             for key, ws in settings.workspaces.items()
             if ws.profile is not None
         }
+        metrics = Metrics.create()
         return cls(
             settings=settings,
             authenticators={
@@ -55,8 +56,11 @@ class Runtime:
             },
             profiles=profiles,
             issuer=TokenIssuer(settings, profiles),
-            metrics=Metrics.create(),
-            limiter=RateLimiter(settings.service.rate_limit),
+            metrics=metrics,
+            limiter=RateLimiter(
+                settings.service.rate_limit,
+                on_storage_error=metrics.rate_limit_storage_errors.inc,
+            ),
             clock=clock,
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import socket
 from pathlib import Path
@@ -110,6 +111,9 @@ def test_redis_unreachable_fails_open_or_closed_never_500(
     client = app.test_client()
     assert post(client, svc) == expected
     assert app.extensions["identity_service"].limiter.storage_errors >= 1
+    metrics = client.get("/metrics").get_data(as_text=True)
+    errors = re.search(r"^identity_rate_limit_storage_errors_total (\S+)$", metrics, re.M)
+    assert errors is not None and float(errors.group(1)) >= 1
     assert client.get("/readyz").status_code == 503
 
 

@@ -402,7 +402,11 @@
     var options = this.options;
     var headers = { Accept: "application/json", "Content-Type": "application/json" };
     var access = typeof options.getAccessToken === "function" ? options.getAccessToken : null;
-    return Promise.resolve(access ? access() : null)
+    // In an executor, so that a getAccessToken() that throws synchronously becomes
+    // a rejection (retried below) instead of escaping startMessenger().
+    return new Promise(function (resolve) {
+      resolve(access ? access() : null);
+    })
       .then(function (accessToken) {
         if (accessToken) {
           headers.Authorization = "Bearer " + accessToken;

@@ -303,6 +303,26 @@ def test_bearer_token_from_get_access_token(stack: Stack, browsing: Browsing) ->
     assert "cookie" not in seen[0]
 
 
+def test_get_access_token_that_throws_is_retried_not_fatal(
+    stack: Stack, browsing: Browsing
+) -> None:
+    # An IdP SDK that throws synchronously (not a rejected promise) the first time,
+    # e.g. while it is still initialising: the messenger retries, then boots.
+    idp = stack.idp_token(sub="u-7", email="kim@example.test", plan="pro")
+    extra = (
+        "{getAccessToken: (function () { var calls = 0; return function () {"
+        " calls += 1; if (calls === 1) { throw new Error('sdk not ready'); }"
+        f" return {json.dumps(idp)}; }}; }})(),"
+        " retry: {attempts: 3, baseDelayMs: 20, maxDelayMs: 50}}"
+    )
+    browsing.page.goto(stack.add_page(start_script(stack.options(), extra)))
+
+    assert browsing.settle("window.messenger.ready") == "identified"
+    claims = decode(stack, browsing.wait_for_call("boot")["data"]["intercom_user_jwt"])
+    assert claims["user_id"] == "u-7"
+    assert browsing.token_requests == ["POST"]  # the throwing attempt sent nothing
+
+
 def test_logout_shuts_down_and_stops_refreshing(stack: Stack, browsing: Browsing) -> None:
     browsing.page.clock.install()
     boot_page(stack, browsing, workspace="short")
