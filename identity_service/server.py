@@ -54,8 +54,9 @@ def run_gunicorn(bind: str, workers: int, threads: int, timeout: int) -> None:
             "timeout": timeout,
             "graceful_timeout": 30,
             "keepalive": 5,
-            "max_requests": 10000,  # recycle workers now and then: bounds any slow leak
-            "max_requests_jitter": 1000,
+            # No max_requests recycling: a recycled worker drops its keep-alive
+            # connections mid-load and rebuilds the app; bench/soak.py shows no
+            # memory growth to bound.
             "limit_request_field_size": 16384,  # an 8 KiB bearer token plus headroom
             "accesslog": None,  # the app writes its own JSON access line
             "forwarded_allow_ips": "127.0.0.1",
