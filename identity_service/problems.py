@@ -8,6 +8,7 @@ and anything unexpected becomes a bare 500 whose detail is only the request id.
 from __future__ import annotations
 
 import logging
+import traceback
 from typing import Any
 
 from flask import Flask, Response, g, json
@@ -81,9 +82,19 @@ def _http(error: HTTPException) -> Response:
 
 
 def _unexpected(error: Exception) -> Response:
-    # The traceback goes to the server log (code lines, not local values); the
-    # client learns only that it failed and which request to quote.
-    log.exception("unhandled error", exc_info=error)
+    # The server log gets the exception's type and its stack (files, lines, code)
+    # but not its message: a message can quote anything the failing code held,
+    # secrets and tokens included. The client learns only the request id.
+    log.error(
+        "unhandled error: %s",
+        type(error).__name__,
+        extra={
+            "fields": {
+                "exception_type": f"{type(error).__module__}.{type(error).__qualname__}",
+                "stack": "".join(traceback.format_tb(error.__traceback__)),
+            }
+        },
+    )
     return problem_response(
         500,
         "Internal error",

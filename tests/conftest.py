@@ -9,6 +9,11 @@ from pathlib import Path
 import pytest
 
 from identity_service.config import INSTANCE_ENV
+from tests.support.leak_guard import LeakGuard, leak_guard
+
+# Every test runs under the log leak guard: no log line may carry a token, a
+# cookie or a secret, whatever the test exercises.
+__all__ = ["LeakGuard", "leak_guard"]
 
 # 48 bytes, comfortably above the 32-byte minimum for a Messenger secret.
 MESSENGER_SECRET = "test-messenger-secret-0123456789abcdefghijklmnop"

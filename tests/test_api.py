@@ -277,7 +277,9 @@ def test_profile_database_down_with_omit_policy_still_mints(tmp_path: Path) -> N
     assert 'identity_profile_unavailable_total{workspace="main"} 1.0' in metrics
 
 
-def test_500_unexpected_errors_reveal_nothing(service: ServiceFixture) -> None:
+def test_500_unexpected_errors_reveal_nothing(
+    service: ServiceFixture, caplog: pytest.LogCaptureFixture
+) -> None:
     app = create_app(service.settings)
 
     @app.get("/boom")
@@ -286,6 +288,11 @@ def test_500_unexpected_errors_reveal_nothing(service: ServiceFixture) -> None:
 
     response = app.test_client().get("/boom")
     problem = assert_problem(response, 500)
+    # Operators still get the type and the stack; the autouse leak guard has
+    # checked that no log line carries the message (it holds the secret).
+    logged = [r for r in caplog.records if r.name == "identity_service.problems"]
+    assert logged and logged[0].getMessage() == "unhandled error: RuntimeError"
+    assert "in boom" in logged[0].fields["stack"]  # type: ignore[attr-defined]
     assert MESSENGER_SECRET not in json.dumps(problem)
     assert "RuntimeError" not in json.dumps(problem)
 

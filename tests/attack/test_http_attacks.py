@@ -30,7 +30,7 @@ from werkzeug.test import TestResponse
 from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.errors import ConfigError
-from tests.attack.conftest import LeakGuard
+from tests.support.leak_guard import LeakGuard
 from tests.support.service import (
     MESSENGER_SECRET,
     ORIGIN,

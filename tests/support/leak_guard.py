@@ -1,4 +1,4 @@
-"""A guard around every attack test: no log record may carry a credential, a token or a secret.
+"""A guard around every test: no log record may carry a credential, a token or a secret.
 
 The autouse `leak_guard` fixture captures every log record emitted while a test
 runs (from any logger, at every level, including the service's own loggers
@@ -98,6 +98,7 @@ class LeakGuard:
 
 @pytest.fixture(autouse=True)
 def leak_guard() -> Iterator[LeakGuard]:
+    """Autouse for the whole suite (registered in tests/conftest.py)."""
     guard = LeakGuard()
     targets = [logging.getLogger(), logging.getLogger("identity_service")]
     levels = [t.level for t in targets]
