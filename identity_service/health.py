@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_service.api import current_runtime
 from identity_service.errors import SecretUnavailableError
+from identity_service.observability import exposition
 from identity_service.openapi import build_openapi
 from identity_service.problems import problem_response
 
@@ -64,7 +65,7 @@ def readyz() -> Response:
 @bp.get("/metrics")
 def metrics() -> Response:
     """Prometheus metrics of this process."""
-    body = generate_latest(current_runtime().metrics.registry)
+    body = generate_latest(exposition() or current_runtime().metrics.registry)
     return Response(
         body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], content_type=CONTENT_TYPE_LATEST
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, g, request
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
 
 access_log = logging.getLogger("identity_service.access")
 audit_log = logging.getLogger("identity_service.audit")
@@ -128,6 +129,27 @@ def emit(logger: logging.Logger, message: str, fields: Mapping[str, Any]) -> Non
             extra={"fields": fields},
         )
         logger.handle(record)
+
+
+def use_multiprocess_metrics() -> None:
+    """In a gunicorn worker with $PROMETHEUS_MULTIPROC_DIR set, keep metric values in
+    the shared files, so that /metrics can sum every worker.
+
+    prometheus_client picks where values live when it is first imported, which
+    in the CLI happens before the directory is chosen; pick again, before any
+    metric of this worker's app exists.
+    """
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+
+
+def exposition() -> CollectorRegistry | None:
+    """The registry to expose instead of the app's own: every worker's, in multiprocess mode."""
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR") or values.ValueClass is values.MutexValue:
+        return None
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return registry
 
 
 def audit(event: str, **fields: Any) -> None:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
+from prometheus_client import multiprocess
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
@@ -22,10 +27,28 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
         # Each worker builds its own app after the fork: no sockets, pools or
         # locks are shared across processes.
         from identity_service import create_app
-        from identity_service.observability import configure_logging
+        from identity_service.observability import configure_logging, use_multiprocess_metrics
 
         configure_logging()
+        use_multiprocess_metrics()
         return create_app()
+
+
+def _child_exit(server: object, worker: Any) -> None:
+    # A dead worker's live values (none of ours are gauges) are dropped; its
+    # counters and histograms stay in the files and keep counting in the totals.
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def metrics_directory() -> str:
+    """$PROMETHEUS_MULTIPROC_DIR, or a fresh private folder for this server's workers."""
+    existing = os.environ.get(MULTIPROC_ENV)
+    if existing:
+        return existing
+    # Empty at every start, as prometheus_client requires, and private to this user.
+    created = tempfile.mkdtemp(prefix="identity-service-metrics-")
+    os.environ[MULTIPROC_ENV] = created
+    return created
 
 
 class GracefulThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
@@ -44,9 +67,15 @@ class GracefulThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
 
 
 def run_gunicorn(bind: str, workers: int, threads: int, timeout: int) -> None:
-    """Serve until SIGTERM; in-flight requests get `graceful_timeout` seconds to finish."""
+    """Serve until SIGTERM; in-flight requests get `graceful_timeout` seconds to finish.
+
+    Metrics are shared by the workers through prometheus_client's multiprocess
+    mode, so /metrics answers with the totals of every worker, whichever serves it.
+    """
+    metrics_directory()
     _Gunicorn(
         {
+            "child_exit": _child_exit,
             "bind": bind,
             "workers": workers,
             "threads": threads,

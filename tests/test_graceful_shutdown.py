@@ -13,13 +13,9 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
 import re
 import secrets
 import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -32,6 +28,7 @@ import pytest
 from sqlalchemy import text
 
 from tests.support.postgres import POSTGRES_URL, admin_engine, require_postgres, scratch_table
+from tests.support.served import serving
 from tests.support.service import MESSENGER_SECRET, ServiceFixture, make_service
 
 pytestmark = pytest.mark.postgres
@@ -71,66 +68,6 @@ timeout = 30
 pool_size = {threads}
 on_unavailable = "fail"
 """
-
-
-class Server:
-    """`identity-service serve` in a subprocess; its stderr is collected line by line."""
-
-    def __init__(self, config: Path, root: Path) -> None:
-        command = [
-            str(Path(sys.executable).parent / "identity-service"), "serve",
-            "--config", str(config), "--bind", "127.0.0.1:0",
-            "--workers", str(WORKERS), "--threads", str(THREADS),
-        ]  # fmt: skip
-        env = {**os.environ, "IDENTITY_SERVICE_INSTANCE": str(root / "instance")}
-        self.process = subprocess.Popen(
-            command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-        )
-        self.lines: list[str] = []
-        self._changed = threading.Condition()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._changed:
-                self.lines.append(line.rstrip("\n"))
-                self._changed.notify_all()
-
-    def wait_for_lines(self, pattern: str, count: int = 1, timeout: float = 20) -> list[str]:
-        """The first `count` stderr lines matching `pattern`, waiting for them to appear."""
-        regex = re.compile(pattern)
-        with self._changed:
-            ok = self._changed.wait_for(
-                lambda: (
-                    len([x for x in self.lines if regex.search(x)]) >= count
-                    or self.process.poll() is not None
-                ),
-                timeout=timeout,
-            )
-            found = [x for x in self.lines if regex.search(x)]
-        assert ok and len(found) >= count, f"no {pattern!r} in the server log:\n" + self.log()
-        return found[:count]
-
-    def log(self) -> str:
-        with self._changed:
-            return "\n".join(self.lines)
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self._reader.join(timeout=10)
-
-
-@contextmanager
-def serving(config: Path, root: Path) -> Iterator[Server]:
-    server = Server(config, root)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @contextmanager
@@ -200,7 +137,7 @@ def test_sigterm_lets_every_in_flight_request_finish(tmp_path: Path) -> None:
     ) as table:
         config = tmp_path / "graceful.toml"
         config.write_text(CONFIG.format(url=POSTGRES_URL, table=table, lock=lock, threads=THREADS))
-        with gate(lock) as release, serving(config, tmp_path) as server:
+        with gate(lock) as release, serving(config, tmp_path, WORKERS, THREADS) as server:
             listening = server.wait_for_lines(r"Listening at: http://127\.0\.0\.1:(\d+)")[0]
             port = int(re.search(r"127\.0\.0\.1:(\d+)", listening).group(1))  # type: ignore[union-attr]
             server.wait_for_lines(r"Booting worker", count=WORKERS)
