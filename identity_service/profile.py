@@ -52,7 +52,9 @@ class SqlProfileSource:
     def __init__(self, settings: ProfileSettings) -> None:
         self.settings = settings
         url = make_url(settings.url)
-        self.description = url.render_as_string(hide_password=True)
+        # For the operators' log only: no password, and no query string either,
+        # because libpq also takes `?password=...` there.
+        self.description = url.set(password=None, query={}).render_as_string(hide_password=True)
         # text() with :user_id bound by the driver: the user id is data, never SQL.
         self._query = text(settings.query)
         self._engine = create_engine(url, **_engine_options(url, settings))
@@ -91,14 +93,15 @@ class SqlProfileSource:
             raise self._unavailable("unreachable", exc) from None
 
     def _unavailable(self, what: str, exc: SQLAlchemyError) -> ProfileUnavailableError:
-        # The full driver message goes to the log only: it may quote the
-        # statement or the user id. The client sees the database (password
-        # hidden) and the kind of failure.
+        # Where the database is, and the driver's message (which may quote the
+        # statement or the user id), go to the operators' log only. The detail
+        # reaches end users (a 503, or a warning in a 200 under `omit`): it
+        # names only the kind of failure.
         log.warning("profile database %s %s: %s", self.description, what, _summary(exc))
         kind = type(exc.orig).__name__ if isinstance(exc, DBAPIError) else type(exc).__name__
         if getattr(getattr(exc, "orig", None), "sqlstate", None) == QUERY_CANCELED:
             what = f"query timed out after {self.settings.timeout:g}s"
-        return ProfileUnavailableError(f"profile database {self.description} {what} ({kind})")
+        return ProfileUnavailableError(f"profile database: {what} ({kind})")
 
 
 def _engine_options(url: URL, settings: ProfileSettings) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from dataclasses import asdict, dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from sqlalchemy.engine import make_url
+
 from identity_service.config import IDP_ALGORITHMS
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
@@ -322,7 +324,8 @@ def _session(method: SessionAuthSettings, path: str) -> Iterator[Finding]:
 
 
 def _profile(profile: ProfileSettings, path: str) -> Iterator[Finding]:
-    if urlsplit(profile.url).password:
+    url = make_url(profile.url)
+    if url.password or {"password", "passfile"} & set(url.query):
         yield Finding(
             "profile-url-password",
             "high",

@@ -166,11 +166,30 @@ def test_unreachable_raises_without_password(make_source: SourceFactory) -> None
     with pytest.raises(ProfileUnavailableError) as caught:
         source.fetch("u1")
     assert time.monotonic() - started < 5
-    assert "unreachable" in caught.value.detail
-    assert "127.0.0.1:1" in caught.value.detail
+    assert caught.value.detail == "profile database: unreachable (OperationalError)"
+    assert "127.0.0.1" not in str(caught.value)  # where the database is stays in the log
     assert "s3cret-pw" not in caught.value.detail
     assert "s3cret-pw" not in str(caught.value)
     assert caught.value.__cause__ is None  # translated, not chained to the driver's error
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql+psycopg://app:s3cret-pw@127.0.0.1:1/app",
+        "postgresql+psycopg://app@127.0.0.1:1/app?password=s3cret-pw",
+        "postgresql+psycopg://app@127.0.0.1:1/app?passfile=/s3cret-pw&sslmode=disable",
+    ],
+)
+def test_no_password_form_reaches_clients_or_logs(
+    make_source: SourceFactory, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = make_source(url, _query("profiles"), on_unavailable="omit")
+    _, warnings = fetch_profile(source, "u1")
+    assert warnings and "s3cret-pw" not in warnings[0] and "127.0.0.1" not in warnings[0]
+    assert "s3cret-pw" not in source.description
+    assert "s3cret-pw" not in caplog.text
+    assert "127.0.0.1:1" in caplog.text  # operators still learn which database failed
 
 
 def test_unreachable_is_not_ready(make_source: SourceFactory) -> None:
