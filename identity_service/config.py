@@ -675,4 +675,13 @@ def _origin_problem(origin: str) -> str | None:
         return f"{origin!r} is not an origin; write scheme://host[:port]"
     if parts.path or parts.query or parts.fragment or origin.endswith("/"):
         return f"{origin!r} has a path; an origin is only scheme://host[:port]"
+    if not _ORIGIN.fullmatch(origin):
+        # Origins are compared exactly. flask-cors would compile an entry with
+        # *, ?, [ or ( as an unanchored regex that also matches attacker hosts.
+        return f"{origin!r}: list each origin exactly (no wildcards, user info or patterns)"
     return None
+
+
+_ORIGIN = re.compile(
+    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
+)

@@ -99,14 +99,16 @@ class SecretSource:
         else:
             path = Path(self.reference)
             try:
-                stamp = _stamp(path)
+                # The stamp is taken BEFORE the read and kept even when the read or
+                # the value is refused: a file replaced meanwhile then differs from
+                # it and is read on the next call, never mistaken for seen.
+                self._stamp = _stamp(path)
                 data = read_secret_file(path)
             except OSError as exc:
                 raise SecretUnavailableError(
                     f"{self.what}: cannot read {path} ({exc.strerror}); "
                     "create the file or fix secret_file"
                 ) from None
-            self._stamp = stamp
         if len(data) < self.min_bytes:
             raise SecretUnavailableError(
                 f"{self.what}: the secret from {self.describe()} is {len(data)} bytes; "
@@ -131,23 +133,14 @@ class SecretSource:
         if not changed:
             return value
         with self._lock:
-            previous, previous_stamp = self._value, self._stamp
+            previous = self._value
             try:
                 fresh = self.load()
             except SecretUnavailableError as exc:
+                # load() recorded the refused file's stamp: reported once, not per request.
                 log.error("secret rotation refused, keeping the previous value: %s", exc.detail)
-                self._value, self._stamp = previous, _safe_stamp(self.reference, previous_stamp)
+                self._value = previous
                 return value
             if fresh != previous:
                 log.warning("secret reloaded: %s (%s)", self.what, self.describe())
             return fresh
-
-
-def _safe_stamp(
-    reference: str, fallback: tuple[int, int, int] | None
-) -> tuple[int, int, int] | None:
-    # Remember the refused file's stamp so a bad file is reported once, not on every request.
-    try:
-        return _stamp(Path(reference))
-    except OSError:
-        return fallback

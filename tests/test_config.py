@@ -205,6 +205,16 @@ BROKEN: list[Any] = [
         id="cors-origin-with-path",
     ),
     pytest.param(
+        '[service]\ncors_origins = ["https://*.pete.example"]\n\n' + workspace(),
+        {}, {}, "service.cors_origins[0]", "list each origin exactly (no wildcards",
+        id="wildcard-cors-origin",
+    ),
+    pytest.param(
+        '[service]\ncors_origins = ["https://app.pete.example$"]\n\n' + workspace(),
+        {}, {}, "service.cors_origins[0]", "list each origin exactly",
+        id="regex-cors-origin",
+    ),
+    pytest.param(
         workspace() + SESSION_AUTH.replace("\n\n", '\nallowed_origins = ["ftp://x"]\n\n'),
         {}, {}, "workspaces.eu.auth[0].allowed_origins[0]", "is not an origin",
         id="bad-session-origin",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from identity_service import secrets as secrets_module
 from identity_service.errors import SecretUnavailableError
 from identity_service.secrets import SecretSource, ensure_dev_secret
 
@@ -216,3 +217,29 @@ def test_workers_starting_together_share_one_complete_dev_secret(tmp_path: Path)
     assert len(set(seen)) == 1
     assert len(seen[0]) >= 32
     assert [p.name for p in path.parent.iterdir()] == ["dev.secret"]
+
+
+def test_a_fix_landing_while_a_bad_rotation_is_refused_is_still_picked_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "messenger.secret"
+    path.write_text("A" * 40)
+    source = SecretSource("file", str(path), "test secret")
+    assert source.get() == b"A" * 40
+
+    fixed = tmp_path / "fixed.secret"
+    fixed.write_text("B" * 40)
+    real_read = secrets_module.read_secret_file
+
+    def read_then_fix(target: Path) -> bytes:
+        data = real_read(target)
+        if data == b"short":
+            os.replace(fixed, path)  # the operator's fix lands right after the bad read
+        return data
+
+    bad = tmp_path / "bad.secret"
+    bad.write_text("short")
+    os.replace(bad, path)
+    monkeypatch.setattr(secrets_module, "read_secret_file", read_then_fix)
+    assert source.get() == b"A" * 40  # the short file is refused, the old value kept
+    assert source.get() == b"B" * 40  # and the fix is not mistaken for the refused file
