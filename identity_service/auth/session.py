@@ -69,10 +69,9 @@ class SessionAuthenticator:
 
     def authenticate(self, request: RequestView, now: float) -> Identity:
         """The user behind a signed, unexpired cookie sent from an allowed origin."""
-        # Origin first: a cross-site request gets the same 403 whatever its
-        # cookie holds, so it cannot probe whether the visitor is logged in or
-        # their session has expired, and we spend no crypto on requests we
-        # would refuse anyway.
+        # Origin first: a cross-site request with a cookie gets the same 403
+        # whatever the cookie holds, so it cannot probe whether the session is
+        # valid or expired, and we spend no crypto on requests we would refuse.
         self._check_origin(request)
         session = self._verify(request.cookies.get(self.settings.cookie_name, ""), now)
         return Identity(user_id=self._user_id(session), method="session", claims=session)
