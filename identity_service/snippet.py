@@ -71,6 +71,8 @@ _INLINE_ESCAPES = {
     "\u2029": "\\u2029",
 }
 _INLINE_PATTERN = re.compile("[<>&\u2028\u2029]")
+# In a script or widget URL: "\\" (a "/" to browsers), C0/C1 controls, DEL, space.
+_URL_UNSAFE = re.compile(r"[\\\x00-\x20\x7f-\x9f]")
 
 # Intercom's names for attribute types in Settings > Data > People.
 INTERCOM_TYPE_LABELS: Mapping[str, str] = {
@@ -150,7 +152,18 @@ def check_nonce(nonce: str) -> str:
 
 
 def check_script_url(url: str) -> str:
-    """Allow only http(s) URLs and absolute paths as a script source (never javascript: etc.)."""
+    """Allow only http(s) URLs and absolute paths as a script source (never javascript: etc.).
+
+    Browsers read a backslash as "/" in http(s) URLs and drop tabs and newlines,
+    so "/\\evil.example/m.js" or "/\t/evil.example/m.js" would load from
+    evil.example while looking like a path here: any backslash, control
+    character or whitespace is refused, as is a protocol-relative "//host".
+    """
+    if not isinstance(url, str) or _URL_UNSAFE.search(url) or any(c.isspace() for c in url):
+        raise UnsafeSnippetError(
+            "script URL must not contain backslashes, whitespace or control characters, "
+            f"got {url!r}"
+        )
     parts = urlsplit(url)
     if parts.scheme in {"http", "https"} and parts.netloc:
         return url
@@ -188,7 +201,7 @@ class MessengerConfig:
             api_base=workspace.api_base,
             token_url=token_url,
             protected_keys=tuple(dict.fromkeys((*ALWAYS_PROTECTED, *workspace.protected_keys))),
-            widget_url=widget_url,
+            widget_url=check_script_url(widget_url),
         )
 
     def as_json(self) -> dict[str, Any]:

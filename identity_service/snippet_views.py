@@ -70,10 +70,14 @@ def config() -> Response:
     """Public, non-secret Messenger settings of one workspace (`?workspace=`, else the default)."""
     settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
     workspace = settings.workspace(request.args.get("workspace") or None)  # unknown -> 404
-    token_url = url_for(TOKEN_ENDPOINT, _external=True)
+    # Origin-relative paths, resolved against this service's origin (where config.json
+    # was fetched from). Never absolute: those would come from the request's Host or
+    # X-Forwarded-Host, and this public, cached response could then point a shared
+    # cache's every reader at whatever host one request named.
+    token_url = url_for(TOKEN_ENDPOINT)
     body = MessengerConfig.for_workspace(workspace, token_url).as_json()
-    body["script_url"] = url_for(".script", _external=True)
-    body["module_url"] = url_for(".module", _external=True)
+    body["script_url"] = url_for(".script")
+    body["module_url"] = url_for(".module")
     body["integrity"] = sri_sha384(messenger_js())
     body["module_integrity"] = sri_sha384(messenger_module())
     return _public(jsonify(body), CONFIG_MAX_AGE)

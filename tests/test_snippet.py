@@ -176,6 +176,27 @@ def test_nonce_must_be_a_string() -> None:
         ("data:text/javascript,alert(1)", False),
         ("messenger.js", False),
         ("https:///nohost.js", False),
+        # Browsers read "\\" as "/" in http(s) URLs: "/\\evil.example/m.js" is
+        # https://evil.example/m.js, however the server-side parser splits it.
+        ("/\\evil.example/m.js", False),
+        ("\\\\evil.example/m.js", False),
+        ("/\\/evil.example/m.js", False),
+        ("https:\\\\evil.example/m.js", False),
+        ("https://id.example\\@evil.example/m.js", False),
+        ("/v1/messenger\\messenger.js", False),
+        # Tabs and newlines are dropped by the URL parser, so "/\t/evil" is "//evil".
+        ("/\t/evil.example/m.js", False),
+        ("/\n/evil.example/m.js", False),
+        ("/\r/evil.example/m.js", False),
+        ("/\x00/evil.example/m.js", False),
+        ("/\x7f/evil.example/m.js", False),
+        (" //evil.example/m.js", False),
+        ("\x01https://evil.example/m.js", False),
+        ("https://id.example/v1/messenger/messenger.js ", False),
+        ("https://id.example/v1/messenger/messenger js", False),
+        ("https://id.example/v1/\u00a0messenger.js", False),
+        ("///evil.example/m.js", False),
+        ("https://id.example/v1/messenger/messenger.js?v=1#top", True),
     ],
 )
 def test_script_url(url: str, ok: bool) -> None:
@@ -184,6 +205,17 @@ def test_script_url(url: str, ok: bool) -> None:
     else:
         with pytest.raises(UnsafeSnippetError):
             check_script_url(url)
+
+
+@pytest.mark.parametrize(
+    "widget_url",
+    ["/\\evil.example/widget/{app_id}", "//evil.example/{app_id}", "/\t/evil/{app_id}"],
+)
+def test_widget_url_is_checked_like_a_script_url(
+    workspace: WorkspaceSettings, widget_url: str
+) -> None:
+    with pytest.raises(UnsafeSnippetError):
+        MessengerConfig.for_workspace(workspace, TOKEN_URL, widget_url)
 
 
 def test_loader_tag_escapes_the_url() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -106,17 +107,47 @@ def test_config_json_has_public_settings_only(client: FlaskClient) -> None:
         "workspace": "main",
         "app_id": "abc123",
         "api_base": "https://api-iam.eu.intercom.io",
-        "token_url": "https://id.pete.example/v1/messenger/token",
+        "token_url": "/v1/messenger/token",
         "protected_keys": ["user_id", "email", "user_hash", "plan", "teammates", "last_order_at"],
         "widget_url": "https://widget.intercom.io/widget/{app_id}",
-        "script_url": "https://id.pete.example/v1/messenger/messenger.js",
-        "module_url": "https://id.pete.example/v1/messenger/messenger.mjs",
+        # Relative to the service's origin: never built from the request's Host.
+        "script_url": "/v1/messenger/messenger.js",
+        "module_url": "/v1/messenger/messenger.mjs",
         "integrity": messenger_integrity(),
         "module_integrity": sri_sha384(messenger_module()),
     }
     text = response.get_data(as_text=True)
     for secret in (MESSENGER_SECRET, SESSION_SECRET, "messenger.secret", "session.secret"):
         assert secret not in text
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [{"Host": "evil.example"}, {"X-Forwarded-Host": "evil.example"}],
+    ids=["host", "x-forwarded-host"],
+)
+def test_config_json_cannot_be_cached_pointing_at_a_host_from_the_request(
+    service: ServiceFixture, headers: dict[str, str]
+) -> None:
+    # Behind a trusted proxy too, where X-Forwarded-Host becomes the request's host.
+    settings = replace(service.settings, service=replace(service.settings.service, proxy_hops=1))
+    client = create_app(settings).test_client()
+
+    response = client.get("/v1/messenger/config.json", headers=headers)
+
+    assert response.status_code == 200
+    body = json_of(response)
+    cacheable = response.cache_control.public or not (
+        response.cache_control.private or response.cache_control.no_store
+    )
+    assert not (cacheable and "evil.example" in response.get_data(as_text=True))
+    assert "evil.example" not in response.get_data(as_text=True)
+    for key, path in (
+        ("token_url", "/v1/messenger/token"),
+        ("script_url", "/v1/messenger/messenger.js"),
+        ("module_url", "/v1/messenger/messenger.mjs"),
+    ):
+        assert body[key] == path
 
 
 def test_config_json_by_workspace(service: ServiceFixture) -> None:

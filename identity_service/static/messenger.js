@@ -100,8 +100,8 @@
     );
   }
 
-  // A copy of `data` without protected keys, one warning per removed key. Nested
-  // custom_attributes is cleaned too, as Intercom integrations sometimes nest there.
+  // A plain copy of `data` without protected keys, one warning per removed key. Nested
+  // custom_attributes is cleaned (and copied) too, as Intercom integrations nest there.
   function strip(data, where) {
     if (!isRecord(data)) {
       return data;
@@ -182,23 +182,76 @@
     }
   }
 
-  var settingsHandler = {
-    set: function (target, key, value) {
-      if (typeof key === "string" && protectedKeys[key]) {
-        removedWarning(key, "window.intercomSettings");
-        return true; // dropped, but page code written in strict mode must not throw
+  // window.intercomSettings and its nested custom_attributes are Proxies of clean
+  // copies: every later write (assignment or defineProperty, at either level) is
+  // checked too, so a protected key cannot be added after the object was adopted.
+  function guardedHandler(where) {
+    return {
+      set: function (target, key, value) {
+        if (typeof key === "string" && protectedKeys[key]) {
+          removedWarning(key, where);
+          return true; // dropped, but page code written in strict mode must not throw
+        }
+        target[key] = key === "custom_attributes" ? guardNested(value, where) : value;
+        return true;
+      },
+      defineProperty: function (target, key, descriptor) {
+        if (typeof key === "string" && protectedKeys[key]) {
+          removedWarning(key, where);
+          return false;
+        }
+        if (key === "custom_attributes") {
+          if ("get" in descriptor || "set" in descriptor) {
+            // A getter could hand out anything on every read: refused.
+            warn("refused an accessor for custom_attributes on " + where +
+              ": protected keys in it could not be removed");
+            return false;
+          }
+          if ("value" in descriptor) {
+            var copy = {};
+            Object.keys(descriptor).forEach(function (name) {
+              copy[name] = descriptor[name];
+            });
+            copy.value = guardNested(descriptor.value, where);
+            descriptor = copy;
+          }
+        }
+        return Reflect.defineProperty(target, key, descriptor);
+      },
+    };
+  }
+
+  var settingsHandler = guardedHandler("window.intercomSettings");
+  var nestedHandler = guardedHandler("window.intercomSettings custom_attributes");
+  var guardedNested = new WeakSet(); // the Proxies guardNested made
+
+  // A custom_attributes value as stored in window.intercomSettings: a Proxy of a clean
+  // copy. One of ours assigned again is kept, but cleaned of keys learnt since.
+  function guardNested(value, where) {
+    if (!isRecord(value)) {
+      return value;
+    }
+    if (guardedNested.has(value)) {
+      stripInPlace(value, where + " custom_attributes");
+      return value;
+    }
+    var proxy = new Proxy(strip(value, where + " custom_attributes"), nestedHandler);
+    guardedNested.add(proxy);
+    return proxy;
+  }
+
+  // Removes protected keys in place, nested custom_attributes included: keys learnt
+  // later apply to what is already stored, and references page code holds stay valid.
+  function stripInPlace(record, where) {
+    Object.keys(record).forEach(function (key) {
+      if (protectedKeys[key]) {
+        removedWarning(key, where);
+        delete record[key];
+      } else if (key === "custom_attributes" && isRecord(record[key])) {
+        stripInPlace(record[key], where + " custom_attributes");
       }
-      target[key] = key === "custom_attributes" ? strip(value, "window.intercomSettings custom_attributes") : value;
-      return true;
-    },
-    defineProperty: function (target, key, descriptor) {
-      if (typeof key === "string" && protectedKeys[key]) {
-        removedWarning(key, "window.intercomSettings");
-        return false;
-      }
-      return Reflect.defineProperty(target, key, descriptor);
-    },
-  };
+    });
+  }
 
   function adoptSettings(value) {
     if (value === settingsProxy && value !== undefined) {
@@ -206,6 +259,9 @@
     }
     if (isRecord(value)) {
       settingsTarget = strip(value, "window.intercomSettings");
+      if (isRecord(settingsTarget.custom_attributes)) {
+        settingsTarget.custom_attributes = guardNested(settingsTarget.custom_attributes, "window.intercomSettings");
+      }
       settingsProxy = new Proxy(settingsTarget, settingsHandler);
     } else {
       settingsTarget = value;
@@ -237,12 +293,7 @@
       // Keys learnt later also apply to what is already stored; in place, so that
       // references page code holds to window.intercomSettings stay valid.
       if (isRecord(settingsTarget)) {
-        Object.keys(settingsTarget).forEach(function (key) {
-          if (protectedKeys[key]) {
-            removedWarning(key, "window.intercomSettings");
-            delete settingsTarget[key];
-          }
-        });
+        stripInPlace(settingsTarget, "window.intercomSettings");
       }
       if (innerIntercom && Array.isArray(innerIntercom.q)) {
         guardQueue(innerIntercom.q);
@@ -263,12 +314,7 @@
       report("cannot guard window.Intercom / window.intercomSettings (declared with var?); " +
         "protected keys written later will not be removed");
       if (isRecord(root.intercomSettings)) {
-        Object.keys(root.intercomSettings).forEach(function (key) {
-          if (protectedKeys[key]) {
-            removedWarning(key, "window.intercomSettings");
-            delete root.intercomSettings[key];
-          }
-        });
+        stripInPlace(root.intercomSettings, "window.intercomSettings");
       }
     }
     return api;

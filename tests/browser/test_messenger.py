@@ -200,6 +200,111 @@ def test_intercom_settings_written_after_boot_are_stripped(
     assert named == ["email", "teammates", "user_hash", "user_id"]
 
 
+def test_nested_custom_attributes_changed_in_place_are_stripped(
+    stack: Stack, browsing: Browsing
+) -> None:
+    # Written after messenger.js, before the widget loads: the widget boots from it.
+    log_in(stack, browsing)
+    body = start_script(stack.options()) + (
+        "<script>window.intercomSettings = {app_id: 'fakeapp1', color: 'red',"
+        " custom_attributes: {tier: 2}};"
+        "window.intercomSettings.custom_attributes.plan = 'enterprise';"
+        "window.intercomSettings.custom_attributes['email'] = 'mallory@example.test';</script>"
+    )
+    browsing.page.goto(stack.add_page(body))
+    assert browsing.settle("window.messenger.ready") == "identified"
+    browsing.wait_until("window.__widgetLoads === 1")
+
+    clean = {"app_id": "fakeapp1", "color": "red", "custom_attributes": {"tier": 2}}
+    assert browsing.page.evaluate("window.__widgetSettingsAtLoad") == clean
+    auto = [c for c in browsing.calls() if c["how"] == "intercomSettings"]
+    assert [c["data"] for c in auto] == [clean]
+
+    # And after boot, on the object page code holds.
+    browsing.wait_until("window.intercomSettings.intercom_user_jwt")
+    refused = browsing.page.evaluate(
+        """() => {
+            const attributes = window.intercomSettings.custom_attributes;
+            attributes.teammates = 500;
+            try {
+                Object.defineProperty(attributes, 'plan', {value: 'gold', enumerable: true});
+                return false;
+            } catch (error) {
+                return error instanceof TypeError;  // refused, as at the top level
+            }
+        }"""
+    )
+    assert refused
+    assert settings_json(browsing)["custom_attributes"] == {"tier": 2}
+    named = sorted(w.split('"')[1] for w in protected_warnings(browsing))
+    assert named == ["email", "plan", "plan", "teammates"]
+
+
+def test_custom_attributes_defined_with_define_property_are_stripped(
+    stack: Stack, browsing: Browsing
+) -> None:
+    log_in(stack, browsing)
+    body = start_script(stack.options()) + (
+        "<script>window.intercomSettings = {app_id: 'fakeapp1', color: 'red'};"
+        "Object.defineProperty(window.intercomSettings, 'custom_attributes', {value:"
+        " {plan: 'gold', tier: 3}, writable: true, enumerable: true, configurable: true});"
+        "window.intercomSettings.custom_attributes.teammates = 500;</script>"
+    )
+    browsing.page.goto(stack.add_page(body))
+    assert browsing.settle("window.messenger.ready") == "identified"
+    browsing.wait_until("window.__widgetLoads === 1")
+
+    clean = {"app_id": "fakeapp1", "color": "red", "custom_attributes": {"tier": 3}}
+    assert browsing.page.evaluate("window.__widgetSettingsAtLoad") == clean
+    auto = [c for c in browsing.calls() if c["how"] == "intercomSettings"]
+    assert [c["data"] for c in auto] == [clean]
+
+    # After boot too, and what page code passes on to Intercom stays clean.
+    browsing.wait_until("window.intercomSettings.intercom_user_jwt")
+    browsing.page.evaluate(
+        """() => {
+            Object.defineProperty(window.intercomSettings, 'custom_attributes',
+                                  {value: {plan: 'free', size: 1}, enumerable: true,
+                                   writable: true, configurable: true});
+            Intercom('update', {custom_attributes: window.intercomSettings.custom_attributes});
+        }"""
+    )
+    assert settings_json(browsing)["custom_attributes"] == {"size": 1}
+    update = browsing.wait_for_call("update")
+    assert update["data"]["custom_attributes"] == {"size": 1}
+    refused = browsing.page.evaluate(
+        """() => {
+            try {
+                Object.defineProperty(window.intercomSettings, 'custom_attributes',
+                                      {get: () => ({plan: 'gold'}), configurable: true});
+                return false;
+            } catch (error) {
+                return error instanceof TypeError;
+            }
+        }"""
+    )
+    assert refused
+    assert settings_json(browsing)["custom_attributes"] == {"size": 1}
+    named = sorted(w.split('"')[1] for w in protected_warnings(browsing))
+    assert named == ["plan", "plan", "teammates"]
+
+
+def test_keys_learnt_later_are_removed_from_nested_custom_attributes(
+    stack: Stack, browsing: Browsing
+) -> None:
+    browsing.page.goto(stack.add_page(""))  # messenger.js only, not started
+    browsing.page.evaluate(
+        """() => {
+            IdentityServiceMessenger.installGuard([]);
+            window.intercomSettings = {color: 'red', custom_attributes: {tier: 2, size: 1}};
+            IdentityServiceMessenger.installGuard(['tier']);
+        }"""
+    )
+    assert settings_json(browsing) == {"color": "red", "custom_attributes": {"size": 1}}
+    named = [w.split('"')[1] for w in protected_warnings(browsing)]
+    assert named == ["tier"]
+
+
 def test_token_is_refreshed_before_it_expires(stack: Stack, browsing: Browsing) -> None:
     browsing.page.clock.install()
     boot = boot_page(stack, browsing, workspace="short")  # 60 s tokens
