@@ -106,8 +106,8 @@ def messenger_token() -> Response:
     issued = runtime.issuer.issue_detailed(identity, workspace, int(now))
     minted = issued.minted
     runtime.metrics.tokens_minted.labels(workspace.key).inc()
-    for name in issued.dropped:
-        runtime.metrics.attributes_dropped.labels(workspace.key, name).inc()
+    for problem in issued.dropped:
+        runtime.metrics.attributes_dropped.labels(workspace.key, problem.name, problem.kind).inc()
     if issued.profile_missing:
         runtime.metrics.profile_unavailable.labels(workspace.key).inc()
     audit(
@@ -116,7 +116,7 @@ def messenger_token() -> Response:
         user_id=minted.user_id,
         method=identity.method,
         attributes=list(minted.attributes),
-        dropped=list(issued.dropped),
+        dropped=[p.name for p in issued.dropped],
         jti=minted.jti,
         exp=minted.expires_at,
         client=client_address(),

@@ -41,6 +41,11 @@ class _IntercomField(fields.Field[Any]):
             return ""
         return super().deserialize(value, attr, data, **kwargs)
 
+    def make_error(self, key: str, **kwargs: Any) -> ValidationError:
+        error = super().make_error(key, **kwargs)
+        error.kind = key  # type: ignore[attr-defined]  # the message key, as a metric label
+        return error
+
 
 class _StrictString(_IntercomField):
     default_error_messages = {  # noqa: RUF012 (marshmallow's own convention)
@@ -223,7 +228,8 @@ class AttributePolicy:
             try:
                 values[name] = field.deserialize(raw[name])
             except ValidationError as exc:
-                problems.append(AttributeProblem(name, "; ".join(_flatten(exc.messages))))
+                kind = str(getattr(exc, "kind", "invalid"))
+                problems.append(AttributeProblem(name, "; ".join(_flatten(exc.messages)), kind))
         problems.sort(key=lambda p: p.name)
         if problems and self.on_invalid == "reject":
             raise InvalidAttributesError(problems)

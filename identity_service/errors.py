@@ -56,6 +56,7 @@ class AttributeProblem:
 
     name: str
     reason: str
+    kind: str = "invalid"  # a fixed label (type, length, millis, ...) for metrics
 
     def __str__(self) -> str:
         return f"{self.name}: {self.reason}"

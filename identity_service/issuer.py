@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from identity_service.attributes import AttributePolicy
 from identity_service.auth import Identity
+from identity_service.errors import AttributeProblem
 from identity_service.profile import SqlProfileSource, fetch_profile, gather_facts
 from identity_service.settings import Settings, WorkspaceSettings
 from identity_service.tokens import MintedToken, mint
@@ -21,7 +22,7 @@ class Issued:
     """A minted token plus what observability needs to know about how it was made."""
 
     minted: MintedToken
-    dropped: tuple[str, ...]  # names of attributes left out as invalid
+    dropped: tuple[AttributeProblem, ...]  # attributes left out as invalid
     profile_missing: bool  # the profile database was unreachable (omit policy)
 
 
@@ -51,7 +52,7 @@ class TokenIssuer:
         )
         return Issued(
             minted=minted,
-            dropped=tuple(p.name for p in clean.dropped),
+            dropped=clean.dropped,
             profile_missing=bool(profile_warnings),
         )
 

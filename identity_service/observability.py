@@ -87,7 +87,7 @@ class Metrics:
             ),
             attributes_dropped=Counter(
                 "identity_attributes_dropped", "Invalid attributes left out of tokens",
-                ["workspace", "attribute"], registry=registry,
+                ["workspace", "attribute", "reason"], registry=registry,
             ),
             profile_unavailable=Counter(
                 "identity_profile_unavailable", "Mints without profile data (database down)",

@@ -156,6 +156,11 @@ def test_invalid_profile_value_is_dropped_with_a_warning(
     body = response.get_json()
     assert "plan" not in body["attributes"]
     assert any("plan" in w and "255" in w for w in body["warnings"])
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert (
+        'identity_attributes_dropped_total{attribute="plan",reason="length",workspace="main"} 1.0'
+        in metrics
+    )
     assert "x" * 256 not in response.get_data(as_text=True)
 
 

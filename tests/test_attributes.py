@@ -320,3 +320,25 @@ def test_non_integral_or_non_finite_decimals_are_refused(
 ) -> None:
     policy = AttributePolicy((AttributeSpec("amount", type_, claim="amount"),), "drop")
     assert policy.clean({"amount": value}).dropped[0].name == "amount"
+
+
+@pytest.mark.parametrize(
+    ("type_", "value", "kind"),
+    [
+        ("string", "x" * 256, "length"),
+        ("string", 7, "type"),
+        ("integer", True, "type"),
+        ("integer", 2**53 + 1, "range"),
+        ("number", math.nan, "finite"),
+        ("date", 1_700_000_000_000, "millis"),
+        ("date", "not a date", "iso"),
+    ],
+)
+def test_each_dropped_attribute_carries_the_rule_that_failed(
+    type_: AttributeType, value: object, kind: str
+) -> None:
+    policy = AttributePolicy(
+        (AttributeSpec("x_at" if type_ == "date" else "x", type_, claim="c"),), "drop"
+    )
+    (problem,) = policy.clean({policy.specs[0].name: value}).dropped
+    assert problem.kind == kind
