@@ -87,36 +87,47 @@ class SecretSource:
         return f"file {self.reference}"
 
     def load(self) -> bytes:
-        """Read the secret now, or raise SecretUnavailableError saying why and how to fix it."""
-        if self.kind == "env":
-            value = os.environ.get(self.reference)
-            if value is None:
+        """Read the secret now, or raise SecretUnavailableError saying why and how to fix it.
+
+        For a file, the stamp is taken BEFORE the read. It is stored AFTER the value
+        on success (so a reader that sees the new stamp also sees the new value), and
+        also when the file is refused (so a bad file is reported once, and a file
+        replaced meanwhile still differs from it and is read next time).
+        """
+        stamp: tuple[int, int, int] | None = None
+        try:
+            if self.kind == "env":
+                data = self._read_env()
+            else:
+                path = Path(self.reference)
+                try:
+                    stamp = _stamp(path)
+                    data = read_secret_file(path)
+                except OSError as exc:
+                    raise SecretUnavailableError(
+                        f"{self.what}: cannot read {path} ({exc.strerror}); "
+                        "create the file or fix secret_file"
+                    ) from None
+            if len(data) < self.min_bytes:
                 raise SecretUnavailableError(
-                    f"{self.what}: environment variable {self.reference} is not set; "
-                    "export it or use secret_file"
+                    f"{self.what}: the secret from {self.describe()} is {len(data)} bytes; "
+                    f"at least {self.min_bytes} are required (generate one with "
+                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
                 )
-            data = value.encode()
-        else:
-            path = Path(self.reference)
-            try:
-                # The stamp is taken BEFORE the read and kept even when the read or
-                # the value is refused: a file replaced meanwhile then differs from
-                # it and is read on the next call, never mistaken for seen.
-                self._stamp = _stamp(path)
-                data = read_secret_file(path)
-            except OSError as exc:
-                raise SecretUnavailableError(
-                    f"{self.what}: cannot read {path} ({exc.strerror}); "
-                    "create the file or fix secret_file"
-                ) from None
-        if len(data) < self.min_bytes:
+            self._value = data
+            return data
+        finally:
+            if stamp is not None:
+                self._stamp = stamp
+
+    def _read_env(self) -> bytes:
+        value = os.environ.get(self.reference)
+        if value is None:
             raise SecretUnavailableError(
-                f"{self.what}: the secret from {self.describe()} is {len(data)} bytes; "
-                f"at least {self.min_bytes} are required (generate one with "
-                "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                f"{self.what}: environment variable {self.reference} is not set; "
+                "export it or use secret_file"
             )
-        self._value = data
-        return data
+        return value.encode()
 
     def get(self) -> bytes:
         """The current secret; a file secret is re-read when the file has changed."""
@@ -127,20 +138,22 @@ class SecretSource:
         if self.kind == "env":
             return value
         try:
-            changed = _stamp(Path(self.reference)) != self._stamp
+            current = _stamp(Path(self.reference))
         except OSError:
-            changed = False  # file briefly missing mid-rotation: keep the last good value
-        if not changed:
-            return value
+            return value  # file briefly missing mid-rotation: keep the last good value
+        if current == self._stamp:
+            # Read the value only now: load() stores it before the stamp, so having
+            # seen the new stamp we cannot return the old value.
+            return self._value or value
         with self._lock:
-            previous = self._value
+            previous = self._value or value
+            if current == self._stamp:  # another thread reloaded while we waited
+                return previous
             try:
                 fresh = self.load()
             except SecretUnavailableError as exc:
-                # load() recorded the refused file's stamp: reported once, not per request.
                 log.error("secret rotation refused, keeping the previous value: %s", exc.detail)
-                self._value = previous
-                return value
+                return previous
             if fresh != previous:
                 log.warning("secret reloaded: %s (%s)", self.what, self.describe())
             return fresh
