@@ -173,13 +173,18 @@ def install(app: Flask, metrics: Metrics) -> None:
 
     @app.after_request
     def finish(response: Response) -> Response:
-        started = g.get("started")
+        # Each `request.x` / `g.x` goes through a context-local proxy; on every
+        # request of the service that adds up, so resolve both once.
+        req = request._get_current_object()  # type: ignore[attr-defined]
+        values = g.__dict__
+        started = values.get("started")
         elapsed = time.perf_counter() - started if started is not None else 0.0
-        endpoint = request.url_rule.rule if request.url_rule else "<unmatched>"
-        metrics.request_latency.labels(endpoint, request.method, str(response.status_code)).observe(
-            elapsed
-        )
-        request_id = g.get("request_id")
+        rule = req.url_rule
+        status = response.status_code
+        metrics.request_latency.labels(
+            rule.rule if rule else "<unmatched>", req.method, str(status)
+        ).observe(elapsed)
+        request_id = values.get("request_id")
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
         emit(
@@ -187,15 +192,15 @@ def install(app: Flask, metrics: Metrics) -> None:
             "request",
             {
                 "request_id": request_id,
-                "method": request.method,
+                "method": req.method,
                 # The path only, never the query string: nothing secret belongs
                 # there, but a misbehaving client might put one there anyway.
-                "path": request.path,
-                "status": response.status_code,
+                "path": req.path,
+                "status": status,
                 "duration_ms": round(elapsed * 1000, 2),
-                "client": client_address(),
-                "workspace": g.get("workspace"),
-                "user_id": g.get("user_id"),
+                "client": req.remote_addr,
+                "workspace": values.get("workspace"),
+                "user_id": values.get("user_id"),
             },
         )
         return response
