@@ -241,21 +241,10 @@ class _Loader:
         return source
 
     def check_secret(self, source: SecretSource, key: str) -> None:
-        if source.kind == "env" and source.reference not in self.env:
-            self.problem(key, f"environment variable {source.reference} is not set; export it")
-            return
+        # The same read and strength check the running service uses, against the
+        # environment this configuration is loaded for.
         try:
-            if source.kind == "env":
-                value = self.env[source.reference].encode()
-                if len(value) < source.min_bytes:
-                    raise SecretUnavailableError(
-                        f"the secret in {source.reference} is {len(value)} bytes; at least "
-                        f"{source.min_bytes} are required (generate one with `python -c "
-                        "'import secrets; print(secrets.token_urlsafe(48))'`)"
-                    )
-                source._value = value
-            else:
-                source.load()
+            source.load(self.env)
         except SecretUnavailableError as exc:
             self.problem(key, exc.detail.removeprefix(f"{source.what}: "))
 

@@ -14,6 +14,7 @@ import os
 import secrets as stdlib_secrets
 import tempfile
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -86,8 +87,10 @@ class SecretSource:
             return f"development file {self.reference}"
         return f"file {self.reference}"
 
-    def load(self) -> bytes:
+    def load(self, environ: Mapping[str, str] | None = None) -> bytes:
         """Read the secret now, or raise SecretUnavailableError saying why and how to fix it.
+
+        `environ` is where an env secret is looked up (default: the process's).
 
         For a file, the stamp is taken BEFORE the read. It is stored AFTER the value
         on success (so a reader that sees the new stamp also sees the new value), and
@@ -97,7 +100,7 @@ class SecretSource:
         stamp: tuple[int, int, int] | None = None
         try:
             if self.kind == "env":
-                data = self._read_env()
+                data = self._read_env(os.environ if environ is None else environ)
             else:
                 path = Path(self.reference)
                 try:
@@ -120,8 +123,8 @@ class SecretSource:
             if stamp is not None:
                 self._stamp = stamp
 
-    def _read_env(self) -> bytes:
-        value = os.environ.get(self.reference)
+    def _read_env(self, environ: Mapping[str, str]) -> bytes:
+        value = environ.get(self.reference)
         if value is None:
             raise SecretUnavailableError(
                 f"{self.what}: environment variable {self.reference} is not set; "
