@@ -21,6 +21,7 @@ from identity_service.demo.product import (
     create_demo_app,
     session_auth,
 )
+from identity_service.errors import SecretUnavailableError
 from identity_service.secrets import MIN_SECRET_BYTES, SecretSource
 from identity_service.settings import REGIONS, WIDGET_URL, Settings
 from identity_service.snippet import admin_checklist
@@ -52,18 +53,16 @@ def intercom_from_environment(settings: Settings, environ: Mapping[str, str]) ->
         )
     if region not in REGIONS:
         raise DemoError(f"${REGION_ENV} must be one of {', '.join(REGIONS)}, got {region!r}")
-    value = environ.get(SECRET_ENV, "").encode()
-    if len(value) < MIN_SECRET_BYTES:
-        raise DemoError(
-            f"${SECRET_ENV} is {len(value)} bytes; a Messenger API secret has at least "
-            f"{MIN_SECRET_BYTES}: copy it from Intercom's Settings > Channels > Messenger > "
-            "Security"
-        )
     secret = SecretSource(
         "env", SECRET_ENV, f"{SECRET_ENV} (your Messenger API secret)", MIN_SECRET_BYTES
     )
-    # As config.py does for secret_env: the value read from `environ` is the one used.
-    secret._value = value
+    try:
+        secret.load(environ)  # as config.py does for secret_env: this value is the one used
+    except SecretUnavailableError as exc:
+        raise DemoError(
+            f"{exc.detail}; copy the secret from Intercom's Settings > Channels > Messenger > "
+            "Security"
+        ) from None
     mine = dataclasses.replace(
         workspace, app_id=app_id, region=region, api_base=REGIONS[region], secret=secret
     )
