@@ -138,6 +138,21 @@ def _resigned_by_other(kit: Kit) -> str:
     return f"{header}.{payload}.{kit.idp.sign().split('.')[2]}"
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _noncanonical(segment: str) -> str:
+    """The same bytes with a nonzero padding bit in the last character: never canonical.
+
+    A 256-byte signature is 342 characters whose last one carries 2 data bits
+    and 4 padding bits, which a canonical encoder leaves at zero. (Dropping
+    characters instead would leave a canonical encoding 1 time in 16.)
+    """
+    assert len(segment) % 4 == 2, "expects a 256-byte signature"
+    last = _B64URL.index(segment[-1])
+    return segment[:-1] + _B64URL[last | 1]
+
+
 def _tamper(part: int, change: Callable[[str], str]) -> Callable[[Kit], str]:
     def make(kit: Kit) -> str:
         parts = kit.idp.sign().split(".")
@@ -301,7 +316,7 @@ ATTACKS: dict[str, Attack] = {
         lambda kit: kit.attacker.sign(sub="admin").rpartition(".")[0] + ".", "bad_signature"
     ),
     "truncated signature": Attack(_tamper(2, lambda s: b64url(_b64(s)[:-3])), "bad_signature"),
-    "signature not canonically encoded": Attack(_tamper(2, lambda s: s[:-4]), "malformed"),
+    "signature not canonically encoded": Attack(_tamper(2, _noncanonical), "malformed"),
     "zero signature": Attack(
         lambda kit: forge(kit.header(), make_claims(sub="admin"), b"\x00" * 256), "bad_signature"
     ),
