@@ -10,7 +10,6 @@ subject of test_bearer_attacks.py and are not repeated here.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import logging
 import subprocess
@@ -22,8 +21,6 @@ from typing import Any
 import jwt
 import pytest
 import time_machine
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -31,6 +28,7 @@ from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.errors import ConfigError
 from tests.support.leak_guard import LeakGuard
+from tests.support.product import product_cookie
 from tests.support.service import (
     MESSENGER_SECRET,
     ORIGIN,
@@ -110,17 +108,7 @@ def cookie_from(
     digest: str = "sha1",
 ) -> str:
     """A cookie made by Flask's own session machinery, with this key, salt and digest."""
-
-    class Interface(SecureCookieSessionInterface):
-        pass
-
-    Interface.salt = salt
-    Interface.digest_method = staticmethod(getattr(hashlib, digest))
-    product = Flask("product")
-    product.secret_key = key
-    serializer = Interface().get_signing_serializer(product)
-    assert serializer is not None
-    return str(serializer.dumps(data))
+    return product_cookie(data, key, salt, digest)
 
 
 def b64(data: bytes) -> str:

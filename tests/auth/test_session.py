@@ -12,8 +12,7 @@ from typing import Any
 
 import pytest
 import time_machine
-from flask import Flask, request, session
-from flask.sessions import SecureCookieSessionInterface
+from flask import Flask
 from itsdangerous import URLSafeTimedSerializer
 from markupsafe import Markup
 
@@ -22,6 +21,7 @@ from identity_service.auth.session import SessionAuthenticator
 from identity_service.errors import AuthenticationError, ForbiddenOriginError
 from identity_service.secrets import SecretSource
 from identity_service.settings import SessionAuthSettings
+from tests.support.product import product_app
 
 OLD_KEY = "product-secret-key-2024-aaaaaaaaaaaaaaaa"
 NEW_KEY = "product-secret-key-2025-bbbbbbbbbbbbbbbb"
@@ -30,32 +30,6 @@ PRODUCT = "https://pete.example"
 SERVICE = "https://id.pete.example"  # this service's own origin
 T0 = 1_750_000_000  # when the product signed the cookie
 MAX_AGE = 3600
-
-
-def product_app(
-    secret_key: str,
-    fallbacks: tuple[str, ...] = (),
-    salt: str = "cookie-session",
-    digest: str = "sha1",
-) -> Flask:
-    """The product: a plain Flask app that logs a user in by filling its session."""
-
-    class Interface(SecureCookieSessionInterface):
-        pass
-
-    Interface.salt = salt
-    Interface.digest_method = staticmethod(getattr(hashlib, digest))
-    app = Flask("product")
-    app.secret_key = secret_key
-    app.config["SECRET_KEY_FALLBACKS"] = list(fallbacks)
-    app.session_interface = Interface()
-
-    @app.post("/login")
-    def login() -> str:
-        session.update(request.get_json())
-        return "ok"
-
-    return app
 
 
 def signed_by(app: Flask, data: dict[str, Any], at: float = T0) -> str:

@@ -12,7 +12,6 @@ exercised for real.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 import socket
@@ -28,8 +27,6 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, Response, render_template_string
-from flask.json.tag import TaggedJSONSerializer
-from itsdangerous import URLSafeTimedSerializer
 from playwright.sync_api import ConsoleMessage, Dialog, Page
 from werkzeug.serving import BaseWSGIServer, make_server
 
@@ -44,6 +41,7 @@ from identity_service.snippet import (
     messenger_options,
     register_jinja,
 )
+from tests.support.product import product_cookie
 
 HERE = Path(__file__).parent
 _slots = itertools.count()
@@ -195,13 +193,7 @@ class Stack:
 
     def session_cookie(self, data: Mapping[str, Any]) -> str:
         """A session cookie exactly as Flask's SecureCookieSessionInterface would sign it."""
-        serializer = URLSafeTimedSerializer(
-            SESSION_KEY,
-            salt="cookie-session",
-            serializer=TaggedJSONSerializer(),
-            signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
-        )
-        return str(serializer.dumps(dict(data)))
+        return product_cookie(data, SESSION_KEY)
 
     def idp_token(self, **claims: Any) -> str:
         now = int(time.time())

@@ -20,8 +20,6 @@ import jwt
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
 from werkzeug.test import Client, TestResponse
 
 from identity_service.auth import RequestView
@@ -38,6 +36,7 @@ from identity_service.demo.product import (
 )
 from identity_service.errors import AuthenticationError
 from identity_service.settings import WIDGET_URL, Settings
+from tests.support.product import product_cookie
 
 ORIGIN = "http://localhost"  # werkzeug's test client serves http://localhost
 ADA = database.DEMO_USERS[0]
@@ -278,11 +277,7 @@ def test_the_demo_cookie_is_accepted_by_the_session_authenticator(demo: Demo) ->
             time.time(),
         )
     # ...and so is a Flask session for the same user signed with any other key.
-    other = Flask("elsewhere")
-    other.secret_key = "another-product-key-0123456789"
-    serializer = SecureCookieSessionInterface().get_signing_serializer(other)
-    assert serializer is not None
-    forged = str(serializer.dumps({"user_id": ADA.id}))
+    forged = product_cookie({"user_id": ADA.id}, "another-product-key-0123456789")
     with pytest.raises(AuthenticationError):
         authenticator.authenticate(
             RequestView(cookies={"session": forged}, origin=ORIGIN, host_origin=ORIGIN),

@@ -12,11 +12,10 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from flask import Flask
-from flask.sessions import SecureCookieSessionInterface
 
 from identity_service.config import load_settings
 from identity_service.settings import Settings
+from tests.support.product import product_cookie
 
 ISSUER = "https://idp.pete.example/"
 AUDIENCE = "identity-service"
@@ -106,11 +105,7 @@ class ServiceFixture:
 
     def session_cookie(self, data: Mapping[str, Any], key: str = SESSION_SECRET) -> str:
         """A cookie made by Flask's own session machinery, as the product would set it."""
-        product = Flask("product")
-        product.secret_key = key
-        serializer = SecureCookieSessionInterface().get_signing_serializer(product)
-        assert serializer is not None
-        return str(serializer.dumps(dict(data)))
+        return product_cookie(data, key)
 
     def add_profile(self, user_id: str, **row: Any) -> None:
         with sqlite3.connect(self.root / "profiles.db") as db:
