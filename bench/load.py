@@ -17,27 +17,15 @@ import signal
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from pathlib import Path
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from serving import BIN, Server, idp_token, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
-BIN = Path(sys.executable).parent
 ISSUER, AUDIENCE = "https://idp.bench.example/", "identity-service"
 SECRET = "bench-messenger-secret-" + "x" * 40
 ATTRS = [f"attr_{i}" for i in range(10)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def config(tmp: Path) -> Path:
@@ -69,26 +57,10 @@ key_file = "idp.pem"
     return path
 
 
-def wait_ready(port: int, path: str = "/healthz") -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"server on port {port} did not start")
-
-
-def _wait_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"server on port {port} did not start")
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def wrk(url: str, token: str | None, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
@@ -127,39 +99,26 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
     tmp = Path(tempfile.mkdtemp(prefix="identity-bench-"))
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    claims = {a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)}
+    token, pem = idp_token(ISSUER, AUDIENCE, claims)
     (tmp / "idp.pem").write_bytes(pem)
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "iat": now, "exp": now + 3600}
-    claims.update({a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)})
-    token = jwt.encode(claims, key, algorithm="RS256")
 
     env = {
-        **os.environ,
         "BENCH_MESSENGER_SECRET": SECRET,
         "BENCH_IDP_PEM": str(tmp / "idp.pem"),
         "BENCH_ISSUER": ISSUER,
         "BENCH_AUDIENCE": AUDIENCE,
-        "IDENTITY_SERVICE_INSTANCE": str(tmp / "instance"),
     }
-    service_port, naive_port = free_port(), free_port()
-    common = ["--workers", str(args.workers)]
-    service = subprocess.Popen(
-        [str(BIN / "identity-service"), "serve", "--config", str(config(tmp)),
-         "--bind", f"127.0.0.1:{service_port}", *common],
-        env=env, stderr=open(tmp / "service.log", "w"),  # noqa: SIM115 (audit lines go here)
-    )  # fmt: skip
+    naive_port = free_port()
+    service = Server(config(tmp), tmp, args.workers, 4, env)
     naive = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-k", "gthread", "--threads", "4", *common,
+        [str(BIN / "gunicorn"), "-k", "gthread", "--threads", "4", "--workers", str(args.workers),
          "-b", f"127.0.0.1:{naive_port}", "naive_app:app"],
-        cwd=ROOT / "bench", env=env, stderr=subprocess.DEVNULL,
+        cwd=ROOT / "bench", env={**os.environ, **env}, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        wait_ready(service_port)
-        _wait_port(naive_port)
+        service_port = service.wait_started()
+        wait_port(naive_port)
         targets = {
             "service /healthz": (f"http://127.0.0.1:{service_port}/healthz", None),
             "service /v1/messenger/token": (
@@ -180,10 +139,10 @@ def main() -> None:
                 }
             )
     finally:
-        for proc in (service, naive):
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=30)
-    audit_lines = (tmp / "service.log").read_text().count('"event":"mint"')
+        service.stop()
+        naive.send_signal(signal.SIGTERM)
+        naive.wait(timeout=30)
+    audit_lines = service.log().count('"event":"mint"')
     runs = {
         name: {
             key: statistics.median(r[name][key] for r in rounds) for key in ("rps", "p50", "p99")

@@ -19,13 +19,10 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import re
 import shutil
-import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,8 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from serving import Server, idp_token
 
 BIN = Path(sys.executable).parent
 ISSUER, AUDIENCE = "https://idp.soak.example/", "identity-service"
@@ -104,62 +100,6 @@ key_file = "idp.pem"
 """
     path.write_text(settings + PROFILE_TABLE)
     return path
-
-
-class Server:
-    """The `identity-service serve` subprocess; its log goes to a file we can search."""
-
-    def __init__(self, tmp: Path, workers: int, threads: int) -> None:
-        self.log_path = tmp / "service.log"
-        env = {**os.environ, "SOAK_MESSENGER_SECRET": SECRET,
-               "IDENTITY_SERVICE_INSTANCE": str(tmp / "instance")}  # fmt: skip
-        self.process = subprocess.Popen(
-            [str(BIN / "identity-service"), "serve", "--config", str(config(tmp)),
-             "--bind", "127.0.0.1:0", "--workers", str(workers), "--threads", str(threads)],
-            env=env, stdout=subprocess.DEVNULL,
-            stderr=open(self.log_path, "w"),  # noqa: SIM115 (the child owns it)
-        )  # fmt: skip
-        self.workers = workers
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-    def wait_started(self, timeout: float = 60) -> int:
-        """The port gunicorn bound, once every worker has booted."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"the server exited during startup:\n{self.log()}")
-            text = self.log()
-            port = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
-            if port and len(self.worker_pids()) == self.workers:
-                return int(port.group(1))
-            time.sleep(0.2)
-        raise SystemExit(f"the server did not start within {timeout:g} s:\n{self.log()}")
-
-    def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the master's child processes."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return sorted(int(pid) for pid in children.read_text().split())
-        except OSError:  # kernels without CONFIG_PROC_CHILDREN: scan every process
-            pids = []
-            for stat in Path("/proc").glob("[0-9]*/stat"):
-                try:
-                    fields = stat.read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.process.pid:
-                    pids.append(int(stat.parent.name))
-            return sorted(pids)
-
-    def stop(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            return self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            return self.process.wait()
 
 
 def rss_kib(pid: int) -> int | None:
@@ -258,16 +198,6 @@ class Load:
         return time.perf_counter() - started
 
 
-def idp_token() -> tuple[str, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    now = int(time.time())
-    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "user-1", "iat": now, "exp": now + 3600}
-    return jwt.encode({**claims, **CLAIMS}, key, algorithm="RS256"), pem
-
-
 @dataclass
 class Soak:
     """What one soak measured."""
@@ -362,9 +292,10 @@ def main() -> int:
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="identity-soak-"))
-    token, pem = idp_token()
+    token, pem = idp_token(ISSUER, AUDIENCE, CLAIMS)
     (tmp / "idp.pem").write_bytes(pem)
-    server = Server(tmp, args.workers, args.threads)
+    env = {"SOAK_MESSENGER_SECRET": SECRET}
+    server = Server(config(tmp), tmp, args.workers, args.threads, env)
     problems = report(args, soak(args, token, server))
     if problems:
         print("FAIL: " + "; ".join(problems))

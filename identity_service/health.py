@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -71,12 +72,12 @@ def metrics() -> Response:
     )
 
 
-_openapi_cache: dict[str, Any] = {}
+@functools.cache
+def _openapi_document() -> dict[str, Any]:
+    return build_openapi(package_version())  # the schemas are fixed: build it once
 
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
     """The OpenAPI 3.1 description of this API."""
-    if "doc" not in _openapi_cache:
-        _openapi_cache["doc"] = build_openapi(package_version())
-    return jsonify(_openapi_cache["doc"])
+    return jsonify(_openapi_document())

@@ -1,0 +1,100 @@
+"""What the benchmark scripts share: an IdP token, and `identity-service serve` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+BIN = Path(sys.executable).parent
+
+
+def idp_token(issuer: str, audience: str, claims: Mapping[str, Any]) -> tuple[str, bytes]:
+    """An RS256 token from a fresh IdP key, valid for an hour, and that key's public PEM."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    now = int(time.time())
+    standard = {"iss": issuer, "aud": audience, "sub": "user-1", "iat": now, "exp": now + 3600}
+    return jwt.encode({**standard, **claims}, key, algorithm="RS256"), pem
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    """Return once something accepts connections on 127.0.0.1:`port`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit(f"nothing listens on port {port} after {timeout:g} s")
+
+
+class Server:
+    """The `identity-service serve` subprocess; its log goes to a file we can search."""
+
+    def __init__(
+        self, config: Path, tmp: Path, workers: int, threads: int, env: Mapping[str, str]
+    ) -> None:
+        self.log_path = tmp / "service.log"
+        env = {**os.environ, **env, "IDENTITY_SERVICE_INSTANCE": str(tmp / "instance")}
+        self.process = subprocess.Popen(
+            [str(BIN / "identity-service"), "serve", "--config", str(config),
+             "--bind", "127.0.0.1:0", "--workers", str(workers), "--threads", str(threads)],
+            env=env, stdout=subprocess.DEVNULL,
+            stderr=open(self.log_path, "w"),  # noqa: SIM115 (the child owns it)
+        )  # fmt: skip
+        self.workers = workers
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_started(self, timeout: float = 60) -> int:
+        """The port gunicorn bound, once every worker has booted."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"the server exited during startup:\n{self.log()}")
+            text = self.log()
+            port = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", text)
+            if port and len(self.worker_pids()) == self.workers:
+                return int(port.group(1))
+            time.sleep(0.2)
+        raise SystemExit(f"the server did not start within {timeout:g} s:\n{self.log()}")
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers: the master's child processes."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
+        try:
+            return sorted(int(pid) for pid in children.read_text().split())
+        except OSError:  # kernels without CONFIG_PROC_CHILDREN: scan every process
+            pids = []
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    pids.append(int(stat.parent.name))
+            return sorted(pids)
+
+    def stop(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()
