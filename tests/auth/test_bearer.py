@@ -7,7 +7,7 @@ in test_jwks.py. Keys are published by a real JWKS server on 127.0.0.1.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ import pytest
 from identity_service.auth import Identity, RequestView, authenticate
 from identity_service.auth.bearer import BearerAuthenticator
 from identity_service.errors import AuthenticationError
-from tests.support.jwks_server import FakeClock, JWKSServer, running
+from tests.support.jwks_server import FakeClock, JWKSServer
 from tests.support.keys import (
     AUDIENCE,
     NOW,
@@ -28,17 +28,6 @@ from tests.support.keys import (
     rsa_key,
     sign_with,
 )
-
-
-@pytest.fixture
-def idp() -> SigningKey:
-    return rsa_key("idp-1")
-
-
-@pytest.fixture
-def server(idp: SigningKey) -> Iterator[JWKSServer]:
-    with running(idp) as jwks_server:
-        yield jwks_server
 
 
 @pytest.fixture

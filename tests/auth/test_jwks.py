@@ -11,7 +11,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ from identity_service.auth.jwks import (
     load_json_object,
 )
 from identity_service.errors import AuthenticationError, ConfigError, KeySourceUnavailableError
-from tests.support.jwks_server import JWKS_PATH, FakeClock, JWKSServer, Mode, running
+from tests.support.jwks_server import JWKS_PATH, FakeClock, JWKSServer, Mode
 from tests.support.keys import (
     NOW,
     SigningKey,
@@ -48,17 +48,6 @@ ALLOWED = ("RS256", "PS256", "ES256", "EdDSA")
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def idp() -> SigningKey:
-    return rsa_key("idp-1")
-
-
-@pytest.fixture
-def server(idp: SigningKey) -> Iterator[JWKSServer]:
-    with running(idp) as jwks_server:
-        yield jwks_server
 
 
 def make(server: JWKSServer, clock: FakeClock, **overrides: Any) -> BearerAuthenticator:
