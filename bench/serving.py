@@ -77,19 +77,7 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """The gunicorn workers: the master's child processes."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return sorted(int(pid) for pid in children.read_text().split())
-        except OSError:  # kernels without CONFIG_PROC_CHILDREN: scan every process
-            pids = []
-            for stat in Path("/proc").glob("[0-9]*/stat"):
-                try:
-                    fields = stat.read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.process.pid:
-                    pids.append(int(stat.parent.name))
-            return sorted(pids)
+        return children(self.process.pid)
 
     def stop(self) -> int:
         self.process.send_signal(signal.SIGTERM)
@@ -98,3 +86,26 @@ class Server:
         except subprocess.TimeoutExpired:
             self.process.kill()
             return self.process.wait()
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of `pid` (a gunicorn master's are its workers)."""
+    listing = Path(f"/proc/{pid}/task/{pid}/children")
+    try:
+        return sorted(int(child) for child in listing.read_text().split())
+    except OSError:  # kernels without CONFIG_PROC_CHILDREN: scan every process
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(stat.parent.name))
+        return sorted(found)
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system CPU time `pid` has used, in clock ticks (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
