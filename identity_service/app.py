@@ -6,17 +6,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response
+from flask import Flask
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from identity_service import api, health, problems, snippet_views
 from identity_service.config import load_settings
-from identity_service.observability import install as install_observability
+from identity_service.observability import RequestObserver
 from identity_service.runtime import EXTENSION, Runtime
 from identity_service.settings import Settings
 
 HSTS = "max-age=63072000; includeSubDomains"
+SECURITY_HEADERS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("X-Frame-Options", "DENY"),
+)
+# Views that need a policy of their own (the snippet's pages) set it; others get this.
+DEFAULT_CSP = ("Content-Security-Policy", "frame-ancestors 'none'")
 
 
 def create_app(
@@ -35,29 +42,26 @@ def create_app(
     app.extensions["identity_service.settings"] = settings
     app.extensions["identity_service.issuer"] = runtime.issuer
 
-    if settings.service.proxy_hops:
-        # Trust exactly the configured number of proxies for client address and scheme.
-        hops = settings.service.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
-
     _install_cors(app, settings)
-    install_observability(app, runtime.metrics)
     problems.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(snippet_views.bp)
 
-    @app.after_request
-    def security_headers(response: Response) -> Response:
-        headers = response.headers
-        headers["X-Content-Type-Options"] = "nosniff"
-        headers["Referrer-Policy"] = "no-referrer"
-        headers["X-Frame-Options"] = "DENY"
-        headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
-        if settings.service.hsts:
-            headers["Strict-Transport-Security"] = HSTS
-        return response
-
+    forced = [
+        *SECURITY_HEADERS,
+        *([("Strict-Transport-Security", HSTS)] if settings.service.hsts else []),
+    ]
+    # Every response, error pages and CORS preflights included, gets the
+    # security headers, a request id, a latency sample and an access line.
+    app.wsgi_app = RequestObserver(  # type: ignore[method-assign]
+        app.wsgi_app, runtime.metrics, forced, default_headers=[DEFAULT_CSP]
+    )
+    if settings.service.proxy_hops:
+        # Trust exactly the configured number of proxies for client address and
+        # scheme; outermost, so the access line already sees the real client.
+        hops = settings.service.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
     return app
 
 

@@ -14,20 +14,32 @@ import re
 import secrets
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
-from flask import Flask, Response, g, request
+from flask import request
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 access_log = logging.getLogger("identity_service.access")
 audit_log = logging.getLogger("identity_service.audit")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# Where the observer and the views leave per-request facts: in the WSGI environ,
+# which outlives Flask's request context and is read after the response.
+REQUEST_ID_KEY = "identity_service.request_id"
+WORKSPACE_KEY = "identity_service.workspace"
+USER_ID_KEY = "identity_service.user_id"
 # A caller's request id is echoed into logs and headers: accept only a short,
 # plain token so it cannot forge log lines or smuggle a credential.
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+# One encoder for every line: json.dumps with options builds a new encoder per call.
+_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
 
 
 class JsonFormatter(logging.Formatter):
@@ -45,12 +57,16 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, separators=(",", ":"), default=str)
+        return _LINE_ENCODER.encode(entry)
 
 
-def configure_logging(level: int = logging.INFO) -> None:
-    """JSON lines on stderr for the service's loggers (called by the CLI and wsgi, not import)."""
-    handler = logging.StreamHandler(sys.stderr)
+def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:
+    """JSON lines on stderr (or `stream`) for the service's loggers.
+
+    Called by the CLI and wsgi.py, never at import: an embedding application
+    keeps its own logging unless it asks for ours.
+    """
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger("identity_service")
     root.handlers[:] = [handler]
@@ -162,45 +178,92 @@ def client_address() -> str | None:
     return request.remote_addr
 
 
-def install(app: Flask, metrics: Metrics) -> None:
-    """Request ids, the access log line and the latency histogram."""
+def request_id() -> str | None:
+    """This request's id (the caller's X-Request-ID when acceptable, else generated)."""
+    value: str | None = request.environ.get(REQUEST_ID_KEY)
+    return value
 
-    @app.before_request
-    def start() -> None:
-        supplied = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
-        g.started = time.perf_counter()
 
-    @app.after_request
-    def finish(response: Response) -> Response:
-        # Each `request.x` / `g.x` goes through a context-local proxy; on every
-        # request of the service that adds up, so resolve both once.
-        req = request._get_current_object()  # type: ignore[attr-defined]
-        values = g.__dict__
-        started = values.get("started")
-        elapsed = time.perf_counter() - started if started is not None else 0.0
-        rule = req.url_rule
-        status = response.status_code
-        metrics.request_latency.labels(
-            rule.rule if rule else "<unmatched>", req.method, str(status)
-        ).observe(elapsed)
-        request_id = values.get("request_id")
-        if request_id:
-            response.headers[REQUEST_ID_HEADER] = request_id
+def note(workspace: str | None = None, user_id: str | None = None) -> None:
+    """Record who this request was for, for its access line (ids only, never values)."""
+    environ = request.environ
+    if workspace is not None:
+        environ[WORKSPACE_KEY] = workspace
+    if user_id is not None:
+        environ[USER_ID_KEY] = user_id
+
+
+class RequestObserver:
+    """WSGI middleware around the Flask app: request id, response headers, latency, access line.
+
+    Working on the raw WSGI call rather than in Flask's before/after_request
+    hooks keeps these per-request costs (they are paid by every request,
+    /healthz included) to plain list and dict operations: werkzeug's `Headers`
+    and the context-local proxies cost several times more. It also sees every
+    response, error pages included, with the status that was really sent.
+    """
+
+    def __init__(
+        self,
+        app: WSGIApplication,
+        metrics: Metrics,
+        forced_headers: Sequence[tuple[str, str]],
+        default_headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
+        """`forced_headers` replace any a view set; `default_headers` only fill in absent ones."""
+        self.app = app
+        self.metrics = metrics
+        self.forced = list(forced_headers)
+        self.forced_names = frozenset(name.lower() for name, _ in forced_headers)
+        self.defaults = [(name.lower(), (name, value)) for name, value in default_headers]
+        self._latency: dict[tuple[str, str, str], Any] = {}
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        supplied = environ.get("HTTP_X_REQUEST_ID", "")
+        rid = supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
+        environ[REQUEST_ID_KEY] = rid
+        sent: list[str] = []
+
+        def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            sent.append(status)
+            present = {name.lower() for name, _ in headers}
+            if present & self.forced_names:
+                headers[:] = [h for h in headers if h[0].lower() not in self.forced_names]
+            headers.extend(self.forced)
+            headers.extend(header for name, header in self.defaults if name not in present)
+            headers.append((REQUEST_ID_HEADER, rid))
+            return start_response(status, headers, exc_info)
+
+        try:
+            return self.app(environ, observed)
+        finally:
+            self._finish(environ, sent[-1] if sent else "500", time.perf_counter() - started)
+
+    def _finish(self, environ: WSGIEnvironment, status_line: str, elapsed: float) -> None:
+        status = status_line[:3]
+        req = environ.get("werkzeug.request")
+        rule = getattr(req, "url_rule", None)
+        endpoint = rule.rule if rule is not None else "<unmatched>"
+        method = environ.get("REQUEST_METHOD", "")
+        key = (endpoint, method, status)
+        child = self._latency.get(key)
+        if child is None:  # labels() costs a lock and a tuple build; children are reused
+            child = self._latency[key] = self.metrics.request_latency.labels(*key)
+        child.observe(elapsed)
         emit(
             access_log,
             "request",
             {
-                "request_id": request_id,
-                "method": req.method,
+                "request_id": environ.get(REQUEST_ID_KEY),
+                "method": method,
                 # The path only, never the query string: nothing secret belongs
                 # there, but a misbehaving client might put one there anyway.
-                "path": req.path,
-                "status": status,
+                "path": req.path if req is not None else environ.get("PATH_INFO", ""),
+                "status": int(status) if status.isdigit() else 0,
                 "duration_ms": round(elapsed * 1000, 2),
-                "client": req.remote_addr,
-                "workspace": values.get("workspace"),
-                "user_id": values.get("user_id"),
+                "client": environ.get("REMOTE_ADDR"),
+                "workspace": environ.get(WORKSPACE_KEY),
+                "user_id": environ.get(USER_ID_KEY),
             },
         )
-        return response

@@ -11,7 +11,7 @@ import logging
 import traceback
 from typing import Any
 
-from flask import Flask, Response, g, json
+from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
 from identity_service.errors import (
@@ -19,6 +19,7 @@ from identity_service.errors import (
     ForbiddenOriginError,
     IdentityServiceError,
 )
+from identity_service.observability import request_id
 from identity_service.ratelimit import RateLimitedError
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,9 @@ def problem_response(
         "status": status,
         "detail": detail,
     }
-    request_id = g.get("request_id")
-    if request_id:
-        body["request_id"] = request_id
+    rid = request_id()
+    if rid:
+        body["request_id"] = rid
     body.update(extra or {})
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
     response.headers["Cache-Control"] = "no-store"

@@ -10,7 +10,6 @@ with pyjwt and with a second, independent JOSE implementation.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import json
 import secrets
@@ -32,6 +31,9 @@ def _b64(data: bytes) -> bytes:
 
 
 _HEADER = _b64(json.dumps({"alg": ALGORITHM, "typ": "JWT"}, separators=(",", ":")).encode())
+# Compact standard JSON (NaN refused), built once: json.dumps with options
+# builds a new encoder on every call.
+_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,9 @@ def sign(payload: Mapping[str, Any], secret: bytes) -> str:
     if len(secret) < MIN_SECRET_BYTES:
         # Checked at configuration load too; this guards callers that build secrets by hand.
         raise SecretUnavailableError(f"Messenger secret must be at least {MIN_SECRET_BYTES} bytes")
-    body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    body = _PAYLOAD_ENCODER.encode(payload)
     signing_input = _HEADER + b"." + _b64(body.encode("utf-8"))
-    signature = hmac.digest(secret, signing_input, hashlib.sha256)
+    signature = hmac.digest(secret, signing_input, "sha256")
     return (signing_input + b"." + _b64(signature)).decode("ascii")
 
 
