@@ -342,3 +342,76 @@ def test_each_dropped_attribute_carries_the_rule_that_failed(
     )
     (problem,) = policy.clean({policy.specs[0].name: value}).dropped
     assert problem.kind == kind
+
+
+# -- the shortcut for values already of the right type --------------------------------
+
+_ANY_VALUE = st.one_of(
+    st.none(),
+    st.just(""),
+    st.text(max_size=300),
+    st.text(alphabet=st.characters(codec="ascii"), min_size=250, max_size=260),
+    st.just("\ud800"),
+    st.integers(),
+    st.integers(min_value=2**53 - 2, max_value=2**53 + 2),
+    st.integers(min_value=-(2**53) - 2, max_value=-(2**53) + 2),
+    st.integers(min_value=10**11 - 2, max_value=10**11 + 2),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.booleans(),
+    st.decimals(allow_nan=True),
+    st.datetimes(),
+    st.dates(),
+    st.lists(st.integers(), max_size=2),
+    st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+)
+
+
+@pytest.mark.parametrize("type_", TYPES)
+@settings(max_examples=400, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(value=_ANY_VALUE)
+def test_the_shortcut_only_takes_values_the_full_rules_return_unchanged(
+    type_: AttributeType, value: Any
+) -> None:
+    """`accepts_as_is` skips marshmallow: it may only say yes where marshmallow would agree."""
+    policy = AttributePolicy((AttributeSpec(NAMES[type_], type_),), "drop")
+    field = policy._fields[0][1]
+    if field.accepts_as_is(value):
+        full = field.deserialize(value)
+        assert full == value
+        assert type(full) is type(value)
+
+
+@pytest.mark.parametrize(
+    ("type_", "value"),
+    [
+        ("string", "pro"),
+        ("integer", 3),
+        ("number", 4.5),
+        ("boolean", False),
+        ("date", 1_700_000_000),
+        ("string", None),
+        ("date", ""),
+    ],
+)
+def test_the_shortcut_takes_the_common_values(type_: AttributeType, value: Any) -> None:
+    policy = AttributePolicy((AttributeSpec(NAMES[type_], type_),), "drop")
+    assert policy._fields[0][1].accepts_as_is(value)
+    assert policy.clean({NAMES[type_]: value}).values == {NAMES[type_]: value}
+
+
+@pytest.mark.parametrize(
+    ("type_", "value"),
+    [
+        ("string", "x" * 256),
+        ("string", "caf\u00e9"),  # not ASCII: the full path checks for lone surrogates
+        ("integer", True),
+        ("integer", 2**53 + 1),
+        ("number", math.nan),
+        ("date", 10**11),  # milliseconds
+        ("date", -1),
+        ("boolean", 1),
+    ],
+)
+def test_the_shortcut_leaves_the_rest_to_the_full_rules(type_: AttributeType, value: Any) -> None:
+    policy = AttributePolicy((AttributeSpec(NAMES[type_], type_),), "drop")
+    assert not policy._fields[0][1].accepts_as_is(value)
