@@ -21,7 +21,6 @@ fixed `detail` that never contains the token.
 
 from __future__ import annotations
 
-import base64
 import binascii
 import math
 import re
@@ -50,6 +49,12 @@ _KEY_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
 # A kid longer than this is no IdP's; it is refused without a JWKS refetch.
 MAX_KID_LENGTH = 256
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
+_B64URL_INDEX = {
+    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+}
+_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+# The last character of 2 (or 3) leftover characters carries 4 (or 2) bits no byte uses.
+_UNUSED_BITS = {2: 0x0F, 3: 0x03}
 
 
 # One algorithm object per allowed name, built once: verification is then a
@@ -223,14 +228,25 @@ def _header(token: str) -> dict[str, Any]:
 
 
 def _b64decode(segment: str) -> bytes:
-    """Unpadded, canonical base64url (RFC 7515 §2); anything else is ValueError."""
-    if len(segment) % 4 == 1:
+    """Unpadded, canonical base64url (RFC 7515 §2); anything else is ValueError.
+
+    Canonical means the last character's unused low bits are zero: checked on
+    that one character rather than by encoding the result again (a third of the
+    work of verifying a token, RSA aside).
+    """
+    leftover = len(segment) % 4
+    if leftover == 1:
         raise ValueError("impossible base64url length")
+    if "+" in segment or "/" in segment or "=" in segment:
+        raise ValueError("not base64url: standard alphabet or padding")
     try:
-        data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-    except binascii.Error:
+        standard = segment.encode("ascii").translate(_URLSAFE_TO_STANDARD)
+        # strict_mode refuses every character outside the alphabet (the lenient
+        # default would skip them), so a decoded segment is exactly the sent one.
+        data = binascii.a2b_base64(standard + b"=" * (-leftover % 4), strict_mode=True)
+    except (UnicodeEncodeError, binascii.Error):
         raise ValueError("invalid base64url") from None
-    if base64.urlsafe_b64encode(data).rstrip(b"=") != segment.encode():
+    if leftover and _B64URL_INDEX[segment[-1]] & _UNUSED_BITS[leftover]:
         raise ValueError("non-canonical base64url")
     return data
 

@@ -6,15 +6,18 @@ in test_jwks.py. Keys are published by a real JWKS server on 127.0.0.1.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from identity_service.auth import Identity, RequestView, authenticate
-from identity_service.auth.bearer import BearerAuthenticator
+from identity_service.auth.bearer import BearerAuthenticator, _b64decode
 from identity_service.errors import AuthenticationError
 from tests.support.jwks_server import FakeClock, JWKSServer
 from tests.support.keys import (
@@ -357,3 +360,40 @@ def test_the_size_cap_is_inclusive(
     token = idp.sign()
     assert login(make(max_token_bytes=len(token)), token).user_id == "user-42"
     assert refused(make(max_token_bytes=len(token) - 1), token) == "too_large"
+
+
+# -- base64url: exactly the canonical, unpadded encoding -------------------------------
+
+_B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+@settings(max_examples=300)
+@given(data=st.binary(max_size=64))
+def test_base64url_decodes_every_canonical_encoding(data: bytes) -> None:
+    encoded = base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    assert _b64decode(encoded) == data
+
+
+@settings(max_examples=300)
+@given(data=st.binary(min_size=1, max_size=64), last=st.sampled_from(_B64URL_ALPHABET))
+def test_base64url_refuses_every_other_spelling_of_the_last_character(
+    data: bytes, last: str
+) -> None:
+    """Only the canonical last character decodes; the others set bits no byte uses."""
+    encoded = base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+    altered = encoded[:-1] + last
+    padded = altered + "=" * (-len(altered) % 4)
+    canonical = base64.urlsafe_b64encode(base64.urlsafe_b64decode(padded)).rstrip(b"=")
+    if canonical.decode() == altered:
+        assert _b64decode(altered) == base64.urlsafe_b64decode(padded)
+    else:
+        with pytest.raises(ValueError, match="non-canonical"):
+            _b64decode(altered)
+
+
+@pytest.mark.parametrize(
+    "segment", ["a+bc", "ab/c", "abc=", "ab=c", "ab c", "ab\nc", "abé", "a", "ab.c", "abcde"]
+)
+def test_base64url_refuses_other_alphabets_padding_and_stray_characters(segment: str) -> None:
+    with pytest.raises(ValueError):
+        _b64decode(segment)
