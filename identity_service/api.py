@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
@@ -25,7 +25,6 @@ from identity_service.schemas import TokenRequestSchema
 bp = Blueprint("api", __name__)
 TOKEN_PATH = "/v1/messenger/token"
 _request_schema = TokenRequestSchema()
-_BODY_ENCODER = json.JSONEncoder(separators=(",", ":"))
 # A token is a bearer credential for the Messenger: never cache it anywhere.
 _NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
@@ -145,4 +144,4 @@ def messenger_token() -> Response:
         "attributes": list(minted.attributes),
         "warnings": list(minted.warnings),
     }
-    return Response(_BODY_ENCODER.encode(body), mimetype="application/json", headers=_NO_STORE)
+    return Response(orjson.dumps(body), mimetype="application/json", headers=_NO_STORE)

@@ -7,7 +7,6 @@ never a token, a cookie, a secret, or an attribute value (names only).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -18,6 +17,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TextIO
 
+import orjson
 from flask import request
 from prometheus_client import CollectorRegistry, Counter, Histogram, multiprocess, values
 
@@ -38,10 +38,6 @@ USER_ID_KEY = "identity_service.user_id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
-# One encoder for every line: json.dumps with options builds a new encoder per call.
-_LINE_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
-
-
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object per line; structured fields come from `extra`."""
 
@@ -57,7 +53,8 @@ class JsonFormatter(logging.Formatter):
             entry.update(fields)
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return _LINE_ENCODER.encode(entry)
+        # orjson: compact, newlines escaped, and a sixth of json.dumps's cost (two lines a mint).
+        return orjson.dumps(entry, default=str).decode()
 
 
 def configure_logging(level: int = logging.INFO, stream: TextIO | None = None) -> None:

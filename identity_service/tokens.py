@@ -12,10 +12,13 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import math
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from identity_service.attributes import AttributeValue
 from identity_service.errors import InvalidUserIdError, SecretUnavailableError
@@ -31,9 +34,6 @@ def _b64(data: bytes) -> bytes:
 
 
 _HEADER = _b64(json.dumps({"alg": ALGORITHM, "typ": "JWT"}, separators=(",", ":")).encode())
-# Compact standard JSON (NaN refused), built once: json.dumps with options
-# builds a new encoder on every call.
-_PAYLOAD_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
 
 
 @dataclass(frozen=True)
@@ -74,8 +74,15 @@ def sign(payload: Mapping[str, Any], secret: bytes) -> str:
     if len(secret) < MIN_SECRET_BYTES:
         # Checked at configuration load too; this guards callers that build secrets by hand.
         raise SecretUnavailableError(f"Messenger secret must be at least {MIN_SECRET_BYTES} bytes")
-    body = _PAYLOAD_ENCODER.encode(payload)
-    signing_input = _HEADER + b"." + _b64(body.encode("utf-8"))
+    # The payload is flat (Intercom takes no nested data). orjson would write
+    # NaN and Infinity as null, silently changing a value: refuse them, as
+    # json.dumps(allow_nan=False) did.
+    for value in payload.values():
+        if type(value) is float and not math.isfinite(value):
+            raise ValueError("Out of range float values are not JSON compliant")
+    # Compact UTF-8 JSON in one call; a lone surrogate is refused (TypeError).
+    body = orjson.dumps(payload)
+    signing_input = _HEADER + b"." + _b64(body)
     signature = hmac.digest(secret, signing_input, "sha256")
     return (signing_input + b"." + _b64(signature)).decode("ascii")
 
