@@ -78,7 +78,8 @@ def wrk(url: str, token: str | None, seconds: int, connections: int, tmp: Path) 
     if "Non-2xx" in out or "Socket errors" in out:
         raise SystemExit(f"errors while loading {url}:\n{out}")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50": _latency(out, "50%"), "p99": _latency(out, "99%")}
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "requests": total, "p50": _latency(out, "50%"), "p99": _latency(out, "99%")}
 
 
 # gunicorn's workers share one listening socket and the kernel does not spread
@@ -100,6 +101,9 @@ def balanced_wrk(
         result = wrk(url, token, seconds, connections, tmp)
         used = [cpu_ticks(pid) - b for pid, b in zip(workers, before, strict=True)]
         if len(used) < 2 or min(used) >= MIN_WORKER_SHARE * sum(used) / len(used):
+            # The servers' own CPU per request: what the endpoint costs, with
+            # less of the noise that wrk and other tenants add to throughput.
+            result["cpu_us"] = sum(used) / os.sysconf("SC_CLK_TCK") * 1e6 / result["requests"]
             return result, attempt
     raise SystemExit(f"{url}: workers still unbalanced after {MAX_ATTEMPTS} runs ({used} ticks)")
 
@@ -176,15 +180,16 @@ def main() -> None:
     audit_lines = service.log().count('"event":"mint"')
     runs = {
         name: {
-            key: statistics.median(r[name][key] for r in rounds) for key in ("rps", "p50", "p99")
+            key: statistics.median(r[name][key] for r in rounds)
+            for key in ("rps", "p50", "p99", "cpu_us")
         }
         for name in rounds[0]
     }
     print(f"medians of {args.rounds} interleaved rounds of {args.seconds} s, "
           f"{args.connections} connections, {args.workers} workers")  # fmt: skip
-    print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, r in runs.items():
-        print(f"{name:32} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f}")
+        print(f"{name:32} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:18.0f}")
     tok = runs["service /v1/messenger/token"]
     health = runs["service /healthz"]
     naive_r = runs["naive baseline token"]
