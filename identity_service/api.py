@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
 
@@ -17,7 +17,7 @@ from identity_service.errors import (
     ForbiddenOriginError,
     InvalidRequestError,
 )
-from identity_service.observability import audit, client_address, note, request_id
+from identity_service.observability import REQUEST_ID_KEY, audit, note
 from identity_service.ratelimit import RateLimitedError
 from identity_service.runtime import EXTENSION, Runtime
 from identity_service.schemas import TokenRequestSchema
@@ -34,36 +34,36 @@ def current_runtime() -> Runtime:
     return runtime
 
 
-def request_view() -> RequestView:
-    """The parts of the Flask request an authenticator may see.
+def request_view(req: Request) -> RequestView:
+    """The parts of the request an authenticator may see.
 
     Read straight from the WSGI environ: werkzeug's header views translate
     every name on every lookup, a measurable cost on the token hot path.
     """
-    environ = request.environ
+    environ = req.environ
     origin = environ.get("HTTP_ORIGIN")
     return RequestView(
         authorization=environ.get("HTTP_AUTHORIZATION"),
         # Parsing cookies costs a little on every bearer request; skip it when none came.
-        cookies=request.cookies if "HTTP_COOKIE" in environ else {},
+        cookies=req.cookies if "HTTP_COOKIE" in environ else {},
         origin=origin,
         sec_fetch_site=environ.get("HTTP_SEC_FETCH_SITE"),
         # Only compared with Origin, so only built when one came.
-        host_origin=f"{request.scheme}://{request.host}" if origin is not None else None,
+        host_origin=f"{req.scheme}://{req.host}" if origin is not None else None,
     )
 
 
-def token_request() -> dict[str, Any]:
+def token_request(req: Request) -> dict[str, Any]:
     """The validated body; an empty body asks for the default workspace."""
-    environ = request.environ
+    environ = req.environ
     if environ.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
         return {"workspace": None}  # nothing to read: skip building the input stream
-    raw = request.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
+    raw = req.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
     if not raw:
         return {"workspace": None}
-    if not request.is_json:
+    if not req.is_json:
         raise UnsupportedMediaType("send the body as application/json, or send no body")
-    data = request.get_json()  # malformed JSON -> 400
+    data = req.get_json()  # malformed JSON -> 400
     if not isinstance(data, dict):
         raise InvalidRequestError([AttributeProblem("<body>", "must be a JSON object")])
     try:
@@ -89,12 +89,15 @@ def limited(runtime: Runtime, check: Callable[[], None]) -> None:
 def messenger_token() -> Response:
     """Mint a Messenger token for the logged-in user making this request."""
     runtime = current_runtime()
-    client = client_address()
+    # The request, resolved once: each use of the `request` proxy is a context lookup.
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    environ = req.environ
+    client = req.remote_addr  # ProxyFix has already applied X-Forwarded-For when configured
     # Per-address limit first: it is cheap and shields the verification work behind it.
     limited(runtime, lambda: runtime.limiter.check_client(client))
-    workspace = runtime.settings.workspace(token_request()["workspace"])
-    note(workspace=workspace.key)
-    view = request_view()
+    workspace = runtime.settings.workspace(token_request(req)["workspace"])
+    note(environ, workspace=workspace.key)
+    view = request_view(req)
     now = runtime.clock()
     authenticators = runtime.authenticators[workspace.key]
     try:
@@ -109,10 +112,10 @@ def messenger_token() -> Response:
             reason=exc.reason,
             status=exc.status,
             client=client,
-            request_id=request_id(),
+            request_id=environ.get(REQUEST_ID_KEY),
         )
         raise
-    note(user_id=identity.user_id)
+    note(environ, user_id=identity.user_id)
     limited(runtime, lambda: runtime.limiter.check_user(workspace.key, identity.user_id))
     issued = runtime.issuer.issue_detailed(identity, workspace, int(now))
     minted = issued.minted
@@ -131,7 +134,7 @@ def messenger_token() -> Response:
         jti=minted.jti,
         exp=minted.expires_at,
         client=client,
-        request_id=request_id(),
+        request_id=environ.get(REQUEST_ID_KEY),
     )
     # The shape is TokenResponseSchema's (it feeds /openapi.json, and the
     # schemathesis test holds this body to it); built directly on the hot path.
@@ -144,4 +147,4 @@ def messenger_token() -> Response:
         "attributes": list(minted.attributes),
         "warnings": list(minted.warnings),
     }
-    return Response(orjson.dumps(body), mimetype="application/json", headers=_NO_STORE)
+    return Response(orjson.dumps(body), content_type="application/json", headers=_NO_STORE)

@@ -237,20 +237,16 @@ def audit(event: str, **fields: Any) -> None:
     emit(audit_log, event, {"event": event, **fields})
 
 
-def client_address() -> str | None:
-    """The client's address (ProxyFix has already applied X-Forwarded-For when configured)."""
-    return request.remote_addr
-
-
 def request_id() -> str | None:
     """This request's id (the caller's X-Request-ID when acceptable, else generated)."""
     value: str | None = request.environ.get(REQUEST_ID_KEY)
     return value
 
 
-def note(workspace: str | None = None, user_id: str | None = None) -> None:
+def note(
+    environ: WSGIEnvironment, workspace: str | None = None, user_id: str | None = None
+) -> None:
     """Record who this request was for, for its access line (ids only, never values)."""
-    environ = request.environ
     if workspace is not None:
         environ[WORKSPACE_KEY] = workspace
     if user_id is not None:
