@@ -283,10 +283,20 @@ class RequestObserver:
         supplied = environ.get("HTTP_X_REQUEST_ID", "")
         rid = supplied if _REQUEST_ID.match(supplied) else secrets.token_hex(8)
         environ[REQUEST_ID_KEY] = rid
-        sent: list[str] = []
+        sent: list[tuple[str, str, str]] = []  # (status, route rule, path)
 
         def observed(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            sent.append(status)
+            # Read the matched route now: once the app returns, Flask has
+            # already cleared environ["werkzeug.request"].
+            req = environ.get("werkzeug.request")
+            rule = getattr(req, "url_rule", None)
+            sent.append(
+                (
+                    status,
+                    rule.rule if rule is not None else "<unmatched>",
+                    req.path if req is not None else environ.get("PATH_INFO", ""),
+                )
+            )
             present = {name.lower() for name, _ in headers}
             if present & self.forced_names:
                 headers[:] = [h for h in headers if h[0].lower() not in self.forced_names]
@@ -298,13 +308,15 @@ class RequestObserver:
         try:
             return self.app(environ, observed)
         finally:
-            self._finish(environ, sent[-1] if sent else "500", time.perf_counter() - started)
+            status_line, endpoint, path = (
+                sent[-1] if sent else ("500", "<unmatched>", environ.get("PATH_INFO", ""))
+            )
+            elapsed = time.perf_counter() - started
+            self._finish(environ, status_line[:3], endpoint, path, elapsed)
 
-    def _finish(self, environ: WSGIEnvironment, status_line: str, elapsed: float) -> None:
-        status = status_line[:3]
-        req = environ.get("werkzeug.request")
-        rule = getattr(req, "url_rule", None)
-        endpoint = rule.rule if rule is not None else "<unmatched>"
+    def _finish(
+        self, environ: WSGIEnvironment, status: str, endpoint: str, path: str, elapsed: float
+    ) -> None:
         method = environ.get("REQUEST_METHOD", "")
         key = (endpoint, method, status)
         child = self._latency.get(key)
@@ -319,7 +331,7 @@ class RequestObserver:
                 "method": method,
                 # The path only, never the query string: nothing secret belongs
                 # there, but a misbehaving client might put one there anyway.
-                "path": req.path if req is not None else environ.get("PATH_INFO", ""),
+                "path": path,
                 "status": int(status) if status.isdigit() else 0,
                 "duration_ms": round(elapsed * 1000, 2),
                 "client": environ.get("REMOTE_ADDR"),
