@@ -9,6 +9,7 @@ import orjson
 from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.wsgi import get_content_length
 
 from identity_service.auth import RequestView, authenticate
 from identity_service.errors import (
@@ -56,7 +57,11 @@ def request_view(req: Request) -> RequestView:
 def token_request(req: Request) -> dict[str, Any]:
     """The validated body; an empty body asks for the default workspace."""
     environ = req.environ
-    if environ.get("CONTENT_LENGTH") in (None, "", "0") and "HTTP_TRANSFER_ENCODING" not in environ:
+    if environ.get("CONTENT_LENGTH") == "0" or (
+        # werkzeug's own rule for "no body": no length, and a server that does
+        # not vouch for the end of the stream (gunicorn always does).
+        get_content_length(environ) is None and not environ.get("wsgi.input_terminated")
+    ):
         return {"workspace": None}  # nothing to read: skip building the input stream
     raw = req.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
     if not raw:

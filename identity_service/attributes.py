@@ -127,7 +127,9 @@ class _StrictNumber(_IntercomField):
             raise self.make_error("finite")
         if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
             raise self.make_error("range")
-        return value
+        # A driver's float subclass (numpy.float64...) becomes a plain float,
+        # which every JSON encoder writes the same way.
+        return float(value) if isinstance(value, float) else value
 
 
 def _blank(value: Any) -> bool:

@@ -1,8 +1,9 @@
 """Sign Intercom Messenger JWTs (HS256) for a user and their clean attributes.
 
 The token is built by hand rather than through `jwt.encode`: the header is a
-constant, the payload is compact standard JSON (`allow_nan=False`, UTF-8, no
-ASCII escaping) and the signature is one `hmac.digest`. That keeps the hot path
+constant, the payload is compact standard JSON (orjson: UTF-8, no ASCII
+escaping; NaN and Infinity refused before it) and the signature is one
+`hmac.digest`. That keeps the hot path
 short and makes the exact bytes we sign obvious; the tests verify every token
 with pyjwt and with a second, independent JOSE implementation.
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from collections.abc import Iterator
@@ -121,6 +122,10 @@ def test_bearer_flow_mints_a_token_that_verifies_independently(
     assert event["exp"] == claims["exp"]
     assert sorted(event["attributes"]) == ["email", "last_order_at", "plan", "teammates"]
     assert "enterprise" not in json.dumps(event)  # names, never values
+    access = [json.loads(x) for x in log_lines if '"logger":"identity_service.access"' in x]
+    assert [(a["path"], a["status"], a["workspace"], a["user_id"]) for a in access] == [
+        (TOKEN_URL, 200, "main", "user-42")
+    ]
 
 
 def test_session_cookie_flow_from_an_allowed_origin(
@@ -196,6 +201,44 @@ def test_404_unknown_workspace_and_route(client: FlaskClient, service: ServiceFi
     )
     assert_problem(response, 404)
     assert_problem(client.get("/v1/nothing-here"), 404)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        {"HTTP_TRANSFER_ENCODING": "chunked", "wsgi.input_terminated": True},
+        {"wsgi.input_terminated": True},  # a server that de-chunked and dropped the header
+    ],
+)
+def test_a_body_without_content_length_is_still_read(
+    app: Flask, service: ServiceFixture, framing: dict[str, object]
+) -> None:
+    """The no-body shortcut must not skip a body the server vouches for."""
+    body = b'{"workspace": "nope"}'
+    environ: dict[str, object] = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": TOKEN_URL,
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "http",
+        "wsgi.input": io.BytesIO(body),
+        "CONTENT_TYPE": "application/json",
+        "HTTP_AUTHORIZATION": f"Bearer {service.idp_token()}",
+        **framing,
+    }
+    statuses: list[str] = []
+    chunks = app.wsgi_app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+    assert statuses == ["404 NOT FOUND"], b"".join(chunks)
+
+
+def test_content_length_zero_asks_for_the_default_workspace(
+    client: FlaskClient, service: ServiceFixture
+) -> None:
+    response = client.post(
+        TOKEN_URL, headers={**bearer(service.idp_token()), "Content-Length": "0"}
+    )
+    assert response.status_code == 200
 
 
 def test_405_tokens_never_travel_by_get(client: FlaskClient) -> None:

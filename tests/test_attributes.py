@@ -415,3 +415,12 @@ def test_the_shortcut_takes_the_common_values(type_: AttributeType, value: Any) 
 def test_the_shortcut_leaves_the_rest_to_the_full_rules(type_: AttributeType, value: Any) -> None:
     policy = AttributePolicy((AttributeSpec(NAMES[type_], type_),), "drop")
     assert not policy._fields[0][1].accepts_as_is(value)
+
+
+def test_a_drivers_float_subclass_becomes_a_plain_float() -> None:
+    class DriverFloat(float):
+        pass
+
+    policy = AttributePolicy((AttributeSpec(NAMES["number"], "number"),), "drop")
+    value = policy.clean({NAMES["number"]: DriverFloat(2.5)}).values[NAMES["number"]]
+    assert value == 2.5 and type(value) is float

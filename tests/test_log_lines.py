@@ -137,3 +137,28 @@ def test_a_broken_stream_does_not_break_the_caller(
     with alone():
         emit(logging.getLogger(f"{SERVICE}.audit"), "mint", FIELDS)  # must not raise
     assert "Logging error" in capsys.readouterr().err
+
+
+# -- lines stay one line of ASCII, whatever text comes from outside --------------------
+
+
+@pytest.mark.parametrize(
+    "text", ["/x\u2028y", "/x\u0085y", "caf\u00e9", "a\ud800", "line\nbreak", "tab\t"]
+)
+def test_outside_text_cannot_split_or_drop_a_line(stream: io.StringIO, text: str) -> None:
+    with alone():
+        emit(logging.getLogger(f"{SERVICE}.access"), "request", {"path": text, "user_id": text})
+    raw = stream.getvalue()
+    assert raw.isascii()
+    assert raw.count("\n") == 1 and raw.endswith("\n")
+    assert len(raw.splitlines()) == 1
+    [line] = _lines(stream)
+    assert line["path"] == text
+
+
+def test_a_replaced_formatter_is_used(stream: io.StringIO) -> None:
+    with alone():
+        [handler] = logging.getLogger(SERVICE).handlers
+        handler.setFormatter(logging.Formatter("custom %(message)s"))
+        emit(logging.getLogger(f"{SERVICE}.audit"), "mint", FIELDS)
+    assert stream.getvalue() == "custom mint\n"

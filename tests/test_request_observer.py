@@ -85,3 +85,35 @@ def test_latency_is_labelled_by_route_rule_and_unmatched_paths_share_one_label()
     assert _latency_count(metrics, **labels) == 1
     assert _latency_count(metrics, endpoint="<unmatched>", method="GET", status="404") == 2
     assert _latency_count(metrics, endpoint="<unmatched>", method="POST", status="405") == 1
+
+
+def test_a_request_id_with_a_trailing_newline_is_replaced() -> None:
+    app, _ = observed_app()
+    environ_headers = {REQUEST_ID_HEADER: "abc\n"}
+    seen: list[list[tuple[str, str]]] = []
+
+    def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+        seen.append(headers)
+
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/plain",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http",
+        "HTTP_X_REQUEST_ID": environ_headers[REQUEST_ID_HEADER],
+    }
+    app.wsgi_app(environ, start_response)
+    [rid] = [value for name, value in seen[0] if name == REQUEST_ID_HEADER]
+    assert "\n" not in rid and len(rid) == 16
+
+
+def test_a_views_own_request_id_is_replaced_not_doubled() -> None:
+    app, _ = observed_app()
+
+    @app.get("/own-id")
+    def own_id() -> Response:
+        return Response("ok", headers={"x-request-id": "from-the-view"})
+
+    response = app.test_client().get("/own-id", headers={REQUEST_ID_HEADER: "from-caller"})
+    assert response.headers.getlist(REQUEST_ID_HEADER) == ["from-caller"]
