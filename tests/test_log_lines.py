@@ -84,30 +84,25 @@ def test_the_direct_line_is_the_formatters_line(
 
 
 def test_another_handler_gets_the_record_and_the_line_is_still_written(
-    stream: io.StringIO,
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     collector = _Collector()
     logger = logging.getLogger(f"{SERVICE}.audit")
-    logger.addHandler(collector)
-    try:
-        with alone():
-            emit(logger, "mint", FIELDS)
-    finally:
-        logger.removeHandler(collector)
+    monkeypatch.setattr(logger, "handlers", [*logger.handlers, collector])
+    with alone():
+        emit(logger, "mint", FIELDS)
     assert [r.getMessage() for r in collector.records] == ["mint"]
     assert collector.records[0].fields == FIELDS  # type: ignore[attr-defined]
     assert [line["message"] for line in _lines(stream)] == ["mint"]
 
 
-def test_a_filter_on_the_logger_still_decides(stream: io.StringIO) -> None:
+def test_a_filter_on_the_logger_still_decides(
+    stream: io.StringIO, monkeypatch: pytest.MonkeyPatch
+) -> None:
     logger = logging.getLogger(f"{SERVICE}.audit")
-    drop_all = logging.Filter("nothing.matches")
-    logger.addFilter(drop_all)
-    try:
-        with alone():
-            emit(logger, "mint", FIELDS)
-    finally:
-        logger.removeFilter(drop_all)
+    monkeypatch.setattr(logger, "filters", [logging.Filter("nothing.matches")])
+    with alone():
+        emit(logger, "mint", FIELDS)
     assert stream.getvalue() == ""
 
 
