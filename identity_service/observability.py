@@ -36,6 +36,7 @@ WORKSPACE_KEY = "identity_service.workspace"
 USER_ID_KEY = "identity_service.user_id"
 # A caller's request id is echoed into logs and headers: accept only a short,
 # plain token so it cannot forge log lines or smuggle a credential.
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -333,7 +334,9 @@ class RequestObserver:
         self, environ: WSGIEnvironment, status: str, endpoint: str, path: str, elapsed: float
     ) -> None:
         method = environ.get("REQUEST_METHOD", "")
-        key = (endpoint, method, status)
+        # Any token is a valid method to an HTTP parser: a label per method
+        # sent would let a client grow the metric without bound.
+        key = (endpoint, method if method in _METHODS else "other", status)
         child = self._latency.get(key)
         if child is None:  # labels() costs a lock and a tuple build; children are reused
             child = self._latency[key] = self.metrics.request_latency.labels(*key)

@@ -117,3 +117,12 @@ def test_a_views_own_request_id_is_replaced_not_doubled() -> None:
 
     response = app.test_client().get("/own-id", headers={REQUEST_ID_HEADER: "from-caller"})
     assert response.headers.getlist(REQUEST_ID_HEADER) == ["from-caller"]
+
+
+def test_made_up_methods_share_one_latency_label() -> None:
+    app, metrics = observed_app()
+    client = app.test_client()
+    for method in ("BREW", "WHEN", "X1"):
+        client.open("/plain", method=method)
+    assert _latency_count(metrics, endpoint="<unmatched>", method="other", status="405") == 3
+    assert _latency_count(metrics, endpoint="<unmatched>", method="BREW", status="405") == 0
