@@ -232,6 +232,22 @@ def test_a_body_without_content_length_is_still_read(
     assert statuses == ["404 NOT FOUND"], b"".join(chunks)
 
 
+@pytest.mark.parametrize("sub", ["a\ud800", "\udfff-user"])
+def test_a_user_id_that_is_not_unicode_text_is_refused_as_a_credential(
+    client: FlaskClient, service: ServiceFixture, sub: str
+) -> None:
+    """A lone surrogate (JSON's "\\ud800") can be neither looked up nor signed: 401, not 500."""
+    response = client.post(TOKEN_URL, headers=bearer(service.idp_token(sub=sub)))
+    problem = assert_problem(response, 401)
+    assert problem["reason"] == "invalid_claim"
+
+
+def test_a_non_ascii_user_id_is_fine(client: FlaskClient, service: ServiceFixture) -> None:
+    response = client.post(TOKEN_URL, headers=bearer(service.idp_token(sub="usér-ü")))
+    assert response.status_code == 200, response.get_data(as_text=True)
+    assert response.get_json()["user_id"] == "usér-ü"
+
+
 def test_content_length_zero_asks_for_the_default_workspace(
     client: FlaskClient, service: ServiceFixture
 ) -> None:

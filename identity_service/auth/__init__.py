@@ -58,10 +58,28 @@ def authenticate(
     """The identity behind `request`, from the first authenticator whose credential is present."""
     for authenticator in authenticators:
         if authenticator.applies(request):
-            return authenticator.authenticate(request, now)
+            identity = authenticator.authenticate(request, now)
+            _check_text(identity.user_id, authenticator.method)
+            return identity
     methods = sorted({a.method for a in authenticators})
     raise AuthenticationError(
         "missing_credentials",
         "no credentials: send a bearer token or the session cookie",
         methods=methods,
     )
+
+
+def _check_text(user_id: str, method: str) -> None:
+    """Refuse a user id that is not valid Unicode text (json.loads accepts a lone "\\ud800").
+
+    It could be neither looked up in the profile database nor signed: refused
+    here as a bad credential (401) rather than failing later as a 500.
+    """
+    if user_id.isascii():
+        return
+    try:
+        user_id.encode("utf-8")
+    except UnicodeEncodeError:
+        raise AuthenticationError(
+            "invalid_claim", "the user id is not valid Unicode text", methods=(method,)
+        ) from None
