@@ -21,6 +21,7 @@ from marshmallow import ValidationError, fields
 
 from identity_service.errors import AttributeProblem, InvalidAttributesError
 from identity_service.settings import AttributeSpec, OnInvalid
+from identity_service.text import is_unicode_text
 
 MAX_STRING_CHARS = 255
 MAX_SAFE_INTEGER = 2**53  # beyond this a JavaScript number loses precision
@@ -66,7 +67,7 @@ class _StrictString(_IntercomField):
     }
 
     def accepts_as_is(self, value: Any) -> bool:
-        # ASCII text is always valid UTF-8; other text is checked for lone surrogates.
+        # ASCII text is always valid UTF-8; other text takes the full path.
         return value is None or (
             type(value) is str and len(value) <= MAX_STRING_CHARS and value.isascii()
         )
@@ -76,7 +77,7 @@ class _StrictString(_IntercomField):
             raise self.make_error("type", kind=_kind(value))
         if len(value) > MAX_STRING_CHARS:  # characters (code points), not bytes
             raise self.make_error("length", length=len(value))
-        if not _is_utf8(value):
+        if not is_unicode_text(value):
             # json.loads accepts "\ud800"; it would pass here and crash the UTF-8 signing step.
             raise self.make_error("unicode")
         return value
@@ -209,14 +210,6 @@ def _datetime_seconds(value: datetime) -> int:
     # machine's local zone would shift every date by hours.
     aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
     return int(aware.timestamp())
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
 
 
 def _kind(value: Any) -> str:

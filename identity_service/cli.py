@@ -15,19 +15,12 @@ import jwt
 
 from identity_service.attributes import AttributePolicy
 from identity_service.cli_errors import fail_clearly
+from identity_service.cli_options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
 from identity_service.errors import ConfigError, ConfigProblem
 from identity_service.settings import Settings, WorkspaceSettings
 from identity_service.snippet import admin_checklist
 from identity_service.tokens import ALGORITHM, mint
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"TOML configuration file (default: ${CONFIG_ENV}, else the bundled example).",
-)
 
 
 def _load(config_path: str | None) -> Settings:

@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 import click
 
 from identity_service.cli_errors import fail_clearly
-from identity_service.config import CONFIG_ENV, load_settings
+from identity_service.cli_options import config_option
+from identity_service.config import load_settings
 from identity_service.lint_frontend import (
     ALWAYS_PROTECTED,
     protected_keys_from_config,
@@ -50,13 +51,7 @@ def _absolute_http_url(ctx: click.Context, param: click.Parameter, value: str | 
 
 
 @click.command("snippet")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"TOML configuration file (default: ${CONFIG_ENV}, else the bundled example).",
-)
+@config_option
 @click.option("--workspace", default=None, help="Workspace key (default: the default workspace).")
 @click.option(
     "--token-url",

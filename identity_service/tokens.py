@@ -25,6 +25,7 @@ from identity_service.attributes import AttributeValue
 from identity_service.errors import InvalidUserIdError, SecretUnavailableError
 from identity_service.secrets import MIN_SECRET_BYTES
 from identity_service.settings import WorkspaceSettings
+from identity_service.text import is_unicode_text
 
 ALGORITHM = "HS256"  # the only algorithm Intercom documents for Messenger tokens
 MAX_USER_ID_CHARS = 255
@@ -62,11 +63,8 @@ def normalize_user_id(user_id: object) -> str:
         raise InvalidUserIdError("user id must not be empty")
     if len(text) > MAX_USER_ID_CHARS:
         raise InvalidUserIdError(f"user id is {len(text)} characters; at most {MAX_USER_ID_CHARS}")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        # A lone surrogate (json.loads accepts "\ud800") cannot be signed as UTF-8.
-        raise InvalidUserIdError("user id is not valid Unicode text") from None
+    if not is_unicode_text(text):
+        raise InvalidUserIdError("user id is not valid Unicode text")
     return text
 
 

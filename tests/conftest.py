@@ -7,9 +7,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
+from identity_service import create_app
 from identity_service.config import INSTANCE_ENV
 from tests.support.leak_guard import LeakGuard, leak_guard
+from tests.support.service import ServiceFixture
 
 # Every test runs under the log leak guard: no log line may carry a token, a
 # cookie or a secret, whatever the test exercises.
@@ -21,6 +25,17 @@ MESSENGER_SECRET_ENV = "MESSENGER_SECRET"
 assert len(MESSENGER_SECRET.encode()) == 48
 
 WriteConfig = Callable[..., Path]
+
+
+@pytest.fixture
+def app(service: ServiceFixture) -> Flask:
+    """The service app on the module's own `service` fixture (modules without one never ask)."""
+    return create_app(service.settings)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
 @pytest.fixture

@@ -37,16 +37,6 @@ def service(tmp_path: Path) -> ServiceFixture:
     return svc
 
 
-@pytest.fixture
-def app(service: ServiceFixture) -> Flask:
-    return create_app(service.settings)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
 class LogLines:
     """The service's log lines so far, rendered as JSON exactly as in production."""
 

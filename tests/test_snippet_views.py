@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
@@ -34,16 +33,6 @@ def json_of(response: TestResponse) -> dict[str, Any]:
 @pytest.fixture
 def service(tmp_path: Path) -> ServiceFixture:
     return make_service(tmp_path)
-
-
-@pytest.fixture
-def app(service: ServiceFixture) -> Flask:
-    return create_app(service.settings)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 @pytest.mark.parametrize(

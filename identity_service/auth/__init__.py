@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from identity_service.errors import AuthenticationError
+from identity_service.text import is_unicode_text
 
 Method = Literal["bearer", "session"]
 
@@ -59,7 +60,14 @@ def authenticate(
     for authenticator in authenticators:
         if authenticator.applies(request):
             identity = authenticator.authenticate(request, now)
-            _check_text(identity.user_id, authenticator.method)
+            if not is_unicode_text(identity.user_id):
+                # Neither the profile query nor signing could take it: a bad
+                # credential (401), not a 500 further on.
+                raise AuthenticationError(
+                    "invalid_claim",
+                    "the user id is not valid Unicode text",
+                    methods=(authenticator.method,),
+                )
             return identity
     methods = sorted({a.method for a in authenticators})
     raise AuthenticationError(
@@ -67,19 +75,3 @@ def authenticate(
         "no credentials: send a bearer token or the session cookie",
         methods=methods,
     )
-
-
-def _check_text(user_id: str, method: str) -> None:
-    """Refuse a user id that is not valid Unicode text (json.loads accepts a lone "\\ud800").
-
-    It could be neither looked up in the profile database nor signed: refused
-    here as a bad credential (401) rather than failing later as a 500.
-    """
-    if user_id.isascii():
-        return
-    try:
-        user_id.encode("utf-8")
-    except UnicodeEncodeError:
-        raise AuthenticationError(
-            "invalid_claim", "the user id is not valid Unicode text", methods=(method,)
-        ) from None

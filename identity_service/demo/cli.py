@@ -13,7 +13,8 @@ from types import FrameType
 import click
 
 from identity_service.cli_errors import fail_clearly
-from identity_service.config import CONFIG_ENV, load_settings
+from identity_service.cli_options import config_option
+from identity_service.config import load_settings
 from identity_service.demo import database
 from identity_service.demo.product import (
     STAND_IN_WIDGET_URL,
@@ -205,13 +206,7 @@ def run_demo(
     "--port", default=8000, show_default=True, type=click.IntRange(0, 65535), help="Port."
 )
 @click.option("--reset", is_flag=True, help="Recreate the demo database (accounts and profiles).")
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    default=None,
-    help=f"TOML configuration file (default: ${CONFIG_ENV}, else the bundled example).",
-)
+@config_option
 @click.option(
     "--real-widget/--stand-in-widget",
     "real_widget",

@@ -10,10 +10,9 @@ recognises a real product's users: by verifying that cookie.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -37,6 +36,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from identity_service import create_app
+from identity_service.auth.session import DIGESTS
 from identity_service.demo import database
 from identity_service.secrets import SecretSource
 from identity_service.settings import SessionAuthSettings, Settings, WorkspaceSettings
@@ -57,12 +57,6 @@ CSRF_KEY = "csrf"
 CSRF_FIELD = "csrf_token"
 LOGIN_FAILED = "Wrong email or password."
 CSRF_FAILED = "This form has expired or did not come from this page. Reload it and try again."
-DIGESTS: Mapping[str, Callable[..., Any]] = {
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-    "sha384": hashlib.sha384,
-    "sha512": hashlib.sha512,
-}
 
 bp = Blueprint(
     "pete",
