@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wsgi import get_content_length
 
 from identity_service.auth import RequestView, authenticate
@@ -27,7 +29,7 @@ bp = Blueprint("api", __name__)
 TOKEN_PATH = "/v1/messenger/token"
 _request_schema = TokenRequestSchema()
 # A token is a bearer credential for the Messenger: never cache it anywhere.
-_NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
 
 def current_runtime() -> Runtime:
@@ -35,7 +37,7 @@ def current_runtime() -> Runtime:
     return runtime
 
 
-def request_view(req: Request) -> RequestView:
+def request_view(req: BaseRequest) -> RequestView:
     """The parts of the request an authenticator may see.
 
     Read straight from the WSGI environ: werkzeug's header views translate
@@ -54,7 +56,7 @@ def request_view(req: Request) -> RequestView:
     )
 
 
-def token_request(req: Request) -> dict[str, Any]:
+def token_request(req: BaseRequest) -> dict[str, Any]:
     """The validated body; an empty body asks for the default workspace."""
     environ = req.environ
     if environ.get("CONTENT_LENGTH") == "0" or (
@@ -68,7 +70,11 @@ def token_request(req: Request) -> dict[str, Any]:
         return {"workspace": None}
     if not req.is_json:
         raise UnsupportedMediaType("send the body as application/json, or send no body")
-    data = req.get_json()  # malformed JSON -> 400
+    try:
+        # The stdlib parser, as Flask's `get_json` uses; its error text stays in the server.
+        data = json.loads(raw)
+    except ValueError:
+        raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequestError([AttributeProblem("<body>", "must be a JSON object")])
     try:
@@ -92,10 +98,22 @@ def limited(runtime: Runtime, check: Callable[[], None]) -> None:
 
 @bp.post(TOKEN_PATH)
 def messenger_token() -> Response:
-    """Mint a Messenger token for the logged-in user making this request."""
-    runtime = current_runtime()
-    # The request, resolved once: each use of the `request` proxy is a context lookup.
+    """Mint a Messenger token for the logged-in user making this request.
+
+    In the app, `TokenRoute` answers these requests before Flask routes them;
+    this view is the same endpoint for a Flask app without that layer.
+    """
     req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    body = token_response_body(current_runtime(), req)
+    return Response(body, content_type="application/json", headers=NO_STORE)
+
+
+def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
+    """The token endpoint's work: authenticate -> gather facts -> validate -> mint.
+
+    Returns the 200 response's JSON body; every refusal is an exception that
+    `problems` turns into problem+json.
+    """
     environ = req.environ
     client = req.remote_addr  # ProxyFix has already applied X-Forwarded-For when configured
     # Per-address limit first: it is cheap and shields the verification work behind it.
@@ -152,4 +170,4 @@ def messenger_token() -> Response:
         "attributes": list(minted.attributes),
         "warnings": list(minted.warnings),
     }
-    return Response(orjson.dumps(body), content_type="application/json", headers=_NO_STORE)
+    return orjson.dumps(body)

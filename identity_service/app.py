@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flask import Flask
 from flask_cors import CORS
+from flask_cors.core import get_cors_options
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from identity_service import api, health, problems, snippet_views
@@ -15,6 +16,10 @@ from identity_service.config import load_settings
 from identity_service.observability import RequestObserver
 from identity_service.runtime import EXTENSION, Runtime
 from identity_service.settings import Settings
+from identity_service.token_route import TokenRoute
+
+if TYPE_CHECKING:
+    from flask_cors.core import _ComputedCorsOptions as CorsOptions
 
 HSTS = "max-age=63072000; includeSubDomains"
 SECURITY_HEADERS = (
@@ -24,6 +29,7 @@ SECURITY_HEADERS = (
 )
 # Views that need a policy of their own (the snippet's pages) set it; others get this.
 DEFAULT_CSP = ("Content-Security-Policy", "frame-ancestors 'none'")
+API_RESOURCE = r"/v1/*"
 
 
 def create_app(
@@ -42,7 +48,7 @@ def create_app(
     app.extensions["identity_service.settings"] = settings
     app.extensions["identity_service.issuer"] = runtime.issuer
 
-    _install_cors(app, settings)
+    cors = _install_cors(app, settings)
     problems.register(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
@@ -52,10 +58,12 @@ def create_app(
         *SECURITY_HEADERS,
         *([("Strict-Transport-Security", HSTS)] if settings.service.hsts else []),
     ]
-    # Every response, error pages and CORS preflights included, gets the
-    # security headers, a request id, a latency sample and an access line.
+    # The token route skips Flask's request machinery (see token_route).
+    # Outside it, every response (error pages and CORS preflights included)
+    # gets the security headers, a request id, a latency sample and an access line.
+    routed = TokenRoute(app, app.wsgi_app, runtime, cors)
     app.wsgi_app = RequestObserver(  # type: ignore[method-assign]
-        app.wsgi_app, runtime.metrics, forced, default_headers=[DEFAULT_CSP]
+        routed, runtime.metrics, forced, default_headers=[DEFAULT_CSP]
     )
     if settings.service.proxy_hops:
         # Trust exactly the configured number of proxies for client address and
@@ -65,14 +73,15 @@ def create_app(
     return app
 
 
-def _install_cors(app: Flask, settings: Settings) -> None:
+def _install_cors(app: Flask, settings: Settings) -> CorsOptions | None:
+    """Install flask-cors on /v1/*; the options it resolved for that resource, for TokenRoute."""
     origins = list(settings.service.cors_origins)
     if not origins:
-        return  # same-origin deployments need no CORS at all
+        return None  # same-origin deployments need no CORS at all
     wildcard = "*" in origins
-    CORS(
-        app,
-        resources={r"/v1/*": {"origins": origins}},
+    resource = {"origins": origins}
+    options: dict[str, Any] = dict(
+        resources={API_RESOURCE: resource},
         # Credentials (cookies) only ever for explicitly listed origins;
         # configuration refuses "*" when cookie authentication is on.
         supports_credentials=not wildcard,
@@ -82,3 +91,6 @@ def _install_cors(app: Flask, settings: Settings) -> None:
         max_age=600,
         vary_header=True,
     )
+    CORS(app, **options)
+    # Resolved as flask-cors resolves a resource's options in `init_app`.
+    return get_cors_options(app, options, resource)

@@ -34,6 +34,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_KEY = "identity_service.request_id"
 WORKSPACE_KEY = "identity_service.workspace"
 USER_ID_KEY = "identity_service.user_id"
+# The route rule of a request served outside Flask's routing (token_route).
+ROUTE_KEY = "identity_service.route"
 # A caller's request id is echoed into logs and headers: accept only a short,
 # plain token so it cannot forge log lines or smuggle a credential.
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
@@ -309,7 +311,7 @@ class RequestObserver:
             sent.append(
                 (
                     status,
-                    rule.rule if rule is not None else "<unmatched>",
+                    rule.rule if rule is not None else environ.get(ROUTE_KEY, "<unmatched>"),
                     req.path if req is not None else environ.get("PATH_INFO", ""),
                 )
             )

@@ -1,7 +1,8 @@
 """The only bridge from errors to HTTP: every error becomes application/problem+json (RFC 9457).
 
 No response carries a stack trace, a secret, a token or a cookie: domain errors
-bring their own client-safe `detail`, HTTP errors get Werkzeug's generic text,
+bring their own client-safe `detail`, HTTP errors get Werkzeug's generic text
+or a fixed text of ours (never a parser's message, which may quote the input),
 and anything unexpected becomes a bare 500 whose detail is only the request id.
 """
 
