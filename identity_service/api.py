@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wsgi import get_content_length
 
@@ -66,6 +66,16 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
     ):
         return {"workspace": None}  # nothing to read: skip building the input stream
     raw = req.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
+    limit = req.max_content_length
+    # A body without a length (chunked) is cut at the limit by werkzeug's
+    # stream, not refused: one byte more from the server's stream tells.
+    if (
+        limit is not None
+        and len(raw) >= limit
+        and get_content_length(environ) is None
+        and environ["wsgi.input"].read(1)
+    ):
+        raise RequestEntityTooLarge()
     if not raw:
         return {"workspace": None}
     if not req.is_json:
@@ -73,7 +83,7 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
     try:
         # The stdlib parser, as Flask's `get_json` uses; its error text stays in the server.
         data = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack allows
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequestError([AttributeProblem("<body>", "must be a JSON object")])

@@ -282,6 +282,18 @@ def test_400_malformed_json(client: FlaskClient, service: ServiceFixture) -> Non
     assert assert_problem(response, 400)["detail"] == "the body is not valid JSON"
 
 
+def test_400_json_nested_deeper_than_the_parser_goes(
+    client: FlaskClient, service: ServiceFixture
+) -> None:
+    response = client.post(
+        TOKEN_URL,
+        data="[" * 1000,
+        content_type="application/json",
+        headers=bearer(service.idp_token()),
+    )
+    assert_problem(response, 400)
+
+
 @pytest.mark.parametrize(
     "body",
     [{"workspace": "main", "user_id": "admin"}, {"workspace": 7}, ["main"], {"workspace": "a b"}],

@@ -106,6 +106,10 @@ REQUESTS: dict[str, tuple[int, Recipe]] = {
         413,
         lambda s: {"headers": _bearer(s), "data": padded(CAP + 1), "content_type": JSON},
     ),
+    "nested-too-deep": (
+        400,
+        lambda s: {"headers": _bearer(s), "data": "[" * 1000, "content_type": JSON},
+    ),
     "preflight-headers-on-a-post": (
         200,
         lambda s: {

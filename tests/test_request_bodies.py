@@ -1,0 +1,70 @@
+"""Token request bodies through the real server (gunicorn): the body cap holds for chunked bodies.
+
+gunicorn de-chunks a body sent without Content-Length and vouches for its end
+(`wsgi.input_terminated`); werkzeug's stream then stops at the cap without
+refusing what lies beyond it, so the endpoint checks for more itself.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+from collections.abc import Iterator
+
+import pytest
+
+from identity_service.api import TOKEN_PATH
+from tests.support.served import Server, serving
+from tests.support.service import ServiceFixture, make_service
+
+CAP = 1024  # max_body_bytes in the test service's configuration
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, ServiceFixture]]:
+    root = tmp_path_factory.mktemp("bodies")
+    service = make_service(root)
+    with serving(root / "service.toml", root, workers=1, threads=2) as server:
+        yield server, service
+
+
+def body_of(size: int) -> bytes:
+    """A JSON object asking for the default workspace, padded with spaces to `size` bytes."""
+    start = b'{"workspace": "main"'
+    return start + b" " * (size - len(start) - 1) + b"}"
+
+
+def post_chunked(server: Server, token: str, body: bytes) -> tuple[int, dict[str, object]]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        # An iterable body and no Content-Length: http.client sends it chunked.
+        chunks = iter([body[i : i + 100] for i in range(0, len(body), 100)])
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        conn.request("POST", TOKEN_PATH, body=chunks, headers=headers, encode_chunked=True)
+        response = conn.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("size", [CAP - 1, CAP])
+def test_a_chunked_body_up_to_the_cap_is_read(
+    served: tuple[Server, ServiceFixture], size: int
+) -> None:
+    server, service = served
+    body = body_of(size)
+    assert len(body) == size
+    status, answer = post_chunked(server, service.idp_token(), body)
+    assert status == 200, answer
+    assert answer["user_id"] == "user-42"
+
+
+@pytest.mark.parametrize("size", [CAP + 1, 10 * CAP])
+def test_a_chunked_body_over_the_cap_is_refused_not_cut(
+    served: tuple[Server, ServiceFixture], size: int
+) -> None:
+    # Cut at the cap, these bodies would still be valid JSON (the padding is spaces).
+    server, service = served
+    status, answer = post_chunked(server, service.idp_token(), body_of(size))
+    assert status == 413, answer
+    assert answer["status"] == 413
