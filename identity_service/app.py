@@ -90,6 +90,10 @@ def _install_cors(app: Flask, settings: Settings) -> CorsOptions | None:
         expose_headers=["X-Request-ID", "Retry-After"],
         max_age=600,
         vary_header=True,
+        # CORS headers only for requests that ask (browsers always send
+        # Origin): flask-cors would otherwise list every allowed origin, one
+        # header each, on every response, telling anyone the allowlist.
+        always_send=False,
     )
     CORS(app, **options)
     # Resolved as flask-cors resolves a resource's options in `init_app`.

@@ -406,6 +406,15 @@ def test_cors_preflight_only_for_listed_origins(client: FlaskClient) -> None:
     assert "Access-Control-Allow-Origin" not in denied.headers
 
 
+def test_no_cors_headers_for_a_request_without_origin(
+    client: FlaskClient, service: ServiceFixture
+) -> None:
+    # flask-cors's default would list the allowed origins to anyone who asks.
+    response = client.post(TOKEN_URL, headers=bearer(service.idp_token()))
+    assert response.status_code == 200
+    assert not [name for name, _ in response.headers.items() if name.startswith("Access-Control")]
+
+
 def test_request_id_is_honoured_or_generated(client: FlaskClient, log_lines: LogLines) -> None:
     assert (
         client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
