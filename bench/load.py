@@ -121,6 +121,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     if not shutil.which("wrk"):
@@ -138,10 +139,10 @@ def main() -> None:
         "BENCH_AUDIENCE": AUDIENCE,
     }
     naive_port = free_port()
-    service = Server(config(tmp), tmp, args.workers, 4, env)
+    service = Server(config(tmp), tmp, args.workers, args.threads, env)
     naive = subprocess.Popen(
-        [str(BIN / "gunicorn"), "-k", "gthread", "--threads", "4", "--workers", str(args.workers),
-         "-b", f"127.0.0.1:{naive_port}", "naive_app:app"],
+        [str(BIN / "gunicorn"), "-k", "gthread", "--threads", str(args.threads),
+         "--workers", str(args.workers), "-b", f"127.0.0.1:{naive_port}", "naive_app:app"],
         cwd=ROOT / "bench", env={**os.environ, **env}, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
@@ -198,7 +199,8 @@ def report(
         for name in rounds[0]
     }
     print(f"medians of {args.rounds} interleaved rounds of {args.seconds} s, "
-          f"{args.connections} connections, {args.workers} workers")  # fmt: skip
+          f"{args.connections} connections, "
+          f"{args.workers} workers x {args.threads} threads")  # fmt: skip
     print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, r in runs.items():
         print(f"{name:32} {r['rps']:9.0f} {r['p50']:8.2f} {r['p99']:8.2f} {r['cpu_us']:18.0f}")
