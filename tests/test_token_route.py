@@ -22,14 +22,17 @@ from identity_service.api import TOKEN_PATH
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.observability import RequestObserver
 from identity_service.token_route import TokenRoute
-from tests.support.service import MESSENGER_SECRET, ORIGIN, ServiceFixture, make_service
+from tests.support.service import (
+    MESSENGER_SECRET,
+    ORIGIN,
+    ServiceFixture,
+    make_service_with_profile,
+)
 
 
 @pytest.fixture
 def service(tmp_path: Path) -> ServiceFixture:
-    svc = make_service(tmp_path)
-    svc.add_profile("user-42", email="ada@pete.example", plan="enterprise", teammates=7)
-    return svc
+    return make_service_with_profile(tmp_path)
 
 
 @pytest.fixture

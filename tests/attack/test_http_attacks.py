@@ -34,7 +34,7 @@ from tests.support.service import (
     ORIGIN,
     SESSION_SECRET,
     ServiceFixture,
-    make_service,
+    make_service_with_profile,
 )
 
 TOKEN_URL = "/v1/messenger/token"
@@ -45,9 +45,7 @@ MAX_AGE = 31 * 24 * 3600  # the session method's default max_age
 
 @pytest.fixture
 def service(tmp_path: Path) -> ServiceFixture:
-    svc = make_service(tmp_path)
-    svc.add_profile("user-42", email="ada@pete.example", plan="enterprise", teammates=7)
-    return svc
+    return make_service_with_profile(tmp_path)
 
 
 @pytest.fixture

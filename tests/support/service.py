@@ -154,3 +154,10 @@ def make_service(
     config.write_text(text + extra)
     settings = load_settings(config, environ={"IDENTITY_SERVICE_INSTANCE": str(root / "instance")})
     return ServiceFixture(root=root, settings=settings, private_key=private_key)
+
+
+def make_service_with_profile(root: Path) -> ServiceFixture:
+    """`make_service`, plus a profile row for user-42 (the `sub` of `idp_token`)."""
+    service = make_service(root)
+    service.add_profile("user-42", email="ada@pete.example", plan="enterprise", teammates=7)
+    return service
