@@ -142,6 +142,8 @@ def _from_decimal(value: Any) -> Any:
     # SQL NUMERIC columns arrive as Decimal: an integral one is an int, any other a float
     # (JSON has one number type); NaN and Infinity fall through to the finiteness checks.
     if isinstance(value, Decimal):
+        if value.is_nan():  # float() raises on a signalling NaN; both are refused as not finite
+            return math.nan
         if value.is_finite() and value == value.to_integral_value():
             return int(value)
         return float(value)
