@@ -35,23 +35,18 @@ AttributeValue = str | int | float | bool | None
 class _IntercomField(fields.Field[Any]):
     """Base field: "" passes for every type, because Intercom reads it as "clear this value"."""
 
-    def accepts_as_is(self, value: Any) -> bool:
-        """Whether `value` is certainly valid and `deserialize` would return it unchanged.
-
-        A shortcut for the common case (a claim or column already of the right
-        type), checked with `type(...) is` so that subclasses such as bool for
-        int fall through to the full rules. When unsure, False: the full
-        marshmallow path then decides. tests/test_attributes.py holds each
-        shortcut to that path.
-        """
-        return _blank(value)
-
     def deserialize(
         self, value: Any, attr: str | None = None, data: Any = None, **kwargs: Any
     ) -> Any:
+        if value is None and self.allow_none:
+            return None  # null is how Intercom shows "Unknown"
         if isinstance(value, str) and value == "":
             return ""
-        return super().deserialize(value, attr, data, **kwargs)
+        # Straight to the type's rules: these fields have no validators and are
+        # never given a missing value, so marshmallow's wrapper around
+        # `_deserialize` would add only its cost, on the token hot path.
+        # tests/test_attributes.py holds this to marshmallow's own path.
+        return self._deserialize(value, attr, data, **kwargs)
 
     def make_error(self, key: str, **kwargs: Any) -> ValidationError:
         error = super().make_error(key, **kwargs)
@@ -65,12 +60,6 @@ class _StrictString(_IntercomField):
         "length": "is {length} characters; Intercom keeps at most 255",
         "unicode": "is not valid Unicode text (it contains a lone surrogate)",
     }
-
-    def accepts_as_is(self, value: Any) -> bool:
-        # ASCII text is always valid UTF-8; other text takes the full path.
-        return value is None or (
-            type(value) is str and len(value) <= MAX_STRING_CHARS and value.isascii()
-        )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
@@ -88,11 +77,6 @@ class _StrictInteger(_IntercomField):
         "type": "must be an integer, got {kind}",
         "range": "is outside +/- 2**53, which JavaScript cannot represent exactly",
     }
-
-    def accepts_as_is(self, value: Any) -> bool:
-        return _blank(value) or (
-            type(value) is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER
-        )
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         value = _from_decimal(value)
@@ -112,14 +96,6 @@ class _StrictNumber(_IntercomField):
         "range": "is outside +/- 2**53, which JavaScript cannot represent exactly",
     }
 
-    def accepts_as_is(self, value: Any) -> bool:
-        kind = type(value)
-        return (
-            _blank(value)
-            or (kind is int and -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER)
-            or (kind is float and math.isfinite(value))
-        )
-
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float | int:
         value = _from_decimal(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -131,11 +107,6 @@ class _StrictNumber(_IntercomField):
         # A driver's float subclass (numpy.float64...) becomes a plain float,
         # which every JSON encoder writes the same way.
         return float(value) if isinstance(value, float) else value
-
-
-def _blank(value: Any) -> bool:
-    """null ("Unknown" in Intercom) or "" ("clear this value"): valid for every type."""
-    return value is None or (type(value) is str and not value)
 
 
 def _from_decimal(value: Any) -> Any:
@@ -153,9 +124,6 @@ def _from_decimal(value: Any) -> Any:
 class _StrictBoolean(_IntercomField):
     default_error_messages = {"type": "must be true or false, got {kind}"}  # noqa: RUF012
 
-    def accepts_as_is(self, value: Any) -> bool:
-        return _blank(value) or type(value) is bool
-
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):  # "yes", 1 and "true" are data bugs, not booleans
             raise self.make_error("type", kind=_kind(value))
@@ -171,9 +139,6 @@ class _UnixSeconds(_IntercomField):
         "finite": "must be a finite number of seconds",
         "future": "is after the year 5138; check the date",
     }
-
-    def accepts_as_is(self, value: Any) -> bool:
-        return _blank(value) or (type(value) is int and 0 <= value < MILLISECONDS_THRESHOLD)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
@@ -263,12 +228,8 @@ class AttributePolicy:
         for name, field in self._fields:
             if name not in raw:
                 continue
-            value = raw[name]
-            if field.accepts_as_is(value):
-                values[name] = value
-                continue
             try:
-                values[name] = field.deserialize(value)
+                values[name] = field.deserialize(raw[name])
             except ValidationError as exc:
                 kind = str(getattr(exc, "kind", "invalid"))
                 problems.append(AttributeProblem(name, "; ".join(_flatten(exc.messages)), kind))
