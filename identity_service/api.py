@@ -59,22 +59,18 @@ def request_view(req: BaseRequest) -> RequestView:
 def token_request(req: BaseRequest) -> dict[str, Any]:
     """The validated body; an empty body asks for the default workspace."""
     environ = req.environ
-    if environ.get("CONTENT_LENGTH") == "0" or (
+    length = get_content_length(environ)
+    if length == 0 or (
         # werkzeug's own rule for "no body": no length, and a server that does
         # not vouch for the end of the stream (gunicorn always does).
-        get_content_length(environ) is None and not environ.get("wsgi.input_terminated")
+        length is None and "wsgi.input_terminated" not in environ
     ):
         return {"workspace": None}  # nothing to read: skip building the input stream
     raw = req.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
     limit = req.max_content_length
     # A body without a length (chunked) is cut at the limit by werkzeug's
     # stream, not refused: one byte more from the server's stream tells.
-    if (
-        limit is not None
-        and len(raw) >= limit
-        and get_content_length(environ) is None
-        and environ["wsgi.input"].read(1)
-    ):
+    if length is None and limit is not None and len(raw) >= limit and environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
     if not raw:
         return {"workspace": None}

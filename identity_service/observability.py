@@ -36,9 +36,10 @@ WORKSPACE_KEY = "identity_service.workspace"
 USER_ID_KEY = "identity_service.user_id"
 # The route rule of a request served outside Flask's routing (token_route).
 ROUTE_KEY = "identity_service.route"
+# The methods that get a latency label of their own; any other is "other".
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A caller's request id is echoed into logs and headers: accept only a short,
 # plain token so it cannot forge log lines or smuggle a credential.
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 

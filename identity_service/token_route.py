@@ -92,8 +92,9 @@ class TokenRoute:
             ("Content-Type", "application/json"),
             ("Content-Length", str(len(body))),
         ]
-        if self.cors is not None:
-            # flask-cors's after-request hook does this for every /v1/* response.
+        if self.cors is not None and "HTTP_ORIGIN" in environ:
+            # flask-cors's after-request hook does this for every /v1/* response;
+            # with always_send off, a request without Origin gets nothing from it.
             headers.extend(
                 (k, str(v))
                 for k, v in get_cors_headers(self.cors, req.headers, "POST").items(multi=True)
