@@ -15,9 +15,7 @@ import pytest
 
 from identity_service.api import TOKEN_PATH
 from tests.support.served import Server, serving
-from tests.support.service import ServiceFixture, make_service
-
-CAP = 1024  # max_body_bytes in the test service's configuration
+from tests.support.service import MAX_BODY_BYTES, ServiceFixture, make_service, padded_body
 
 
 @pytest.fixture(scope="module")
@@ -26,12 +24,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, S
     service = make_service(root)
     with serving(root / "service.toml", root, workers=1, threads=2) as server:
         yield server, service
-
-
-def body_of(size: int) -> bytes:
-    """A JSON object asking for the default workspace, padded with spaces to `size` bytes."""
-    start = b'{"workspace": "main"'
-    return start + b" " * (size - len(start) - 1) + b"}"
 
 
 def post_chunked(server: Server, token: str, body: bytes) -> tuple[int, dict[str, object]]:
@@ -47,24 +39,24 @@ def post_chunked(server: Server, token: str, body: bytes) -> tuple[int, dict[str
         conn.close()
 
 
-@pytest.mark.parametrize("size", [CAP - 1, CAP])
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES - 1, MAX_BODY_BYTES])
 def test_a_chunked_body_up_to_the_cap_is_read(
     served: tuple[Server, ServiceFixture], size: int
 ) -> None:
     server, service = served
-    body = body_of(size)
+    body = padded_body(size)
     assert len(body) == size
     status, answer = post_chunked(server, service.idp_token(), body)
     assert status == 200, answer
     assert answer["user_id"] == "user-42"
 
 
-@pytest.mark.parametrize("size", [CAP + 1, 10 * CAP])
+@pytest.mark.parametrize("size", [MAX_BODY_BYTES + 1, 10 * MAX_BODY_BYTES])
 def test_a_chunked_body_over_the_cap_is_refused_not_cut(
     served: tuple[Server, ServiceFixture], size: int
 ) -> None:
     # Cut at the cap, these bodies would still be valid JSON (the padding is spaces).
     server, service = served
-    status, answer = post_chunked(server, service.idp_token(), body_of(size))
+    status, answer = post_chunked(server, service.idp_token(), padded_body(size))
     assert status == 413, answer
     assert answer["status"] == 413

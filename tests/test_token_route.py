@@ -23,10 +23,12 @@ from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.observability import RequestObserver
 from identity_service.token_route import TokenRoute
 from tests.support.service import (
+    MAX_BODY_BYTES,
     MESSENGER_SECRET,
     ORIGIN,
     ServiceFixture,
     make_service_with_profile,
+    padded_body,
 )
 
 
@@ -61,71 +63,73 @@ def comparable(response: TestResponse) -> tuple[int, list[tuple[str, str]], Any]
     return response.status_code, list(response.headers.items()), body
 
 
-def _bearer(svc: ServiceFixture) -> dict[str, str]:
-    return {"Authorization": f"Bearer {svc.idp_token()}"}
-
-
 def _cookie(svc: ServiceFixture, origin: str) -> dict[str, Any]:
     cookie = svc.session_cookie({"user_id": "user-42", "_fresh": True})
     return {"cookies": {"session": cookie}, "headers": {"Origin": origin}}
 
 
 JSON = "application/json"
-CAP = 1024  # max_body_bytes in the test service's configuration
-
-
-def padded(size: int) -> str:
-    """A JSON body asking for the default workspace, padded with spaces to `size` bytes."""
-    start = '{"workspace": "main"'
-    return start + " " * (size - len(start) - 1) + "}"
-
-
 EVIL = "https://evil.example"
 Recipe = Callable[[ServiceFixture], dict[str, Any]]
 # Test-client arguments by name, with the status they must get: every success and refusal.
 REQUESTS: dict[str, tuple[int, Recipe]] = {
-    "bearer": (200, lambda s: {"headers": _bearer(s)}),
-    "bearer-listed-origin": (200, lambda s: {"headers": {**_bearer(s), "Origin": ORIGIN}}),
-    "bearer-other-origin": (200, lambda s: {"headers": {**_bearer(s), "Origin": EVIL}}),
-    "bearer-body": (200, lambda s: {"headers": _bearer(s), "json": {"workspace": "main"}}),
+    "bearer": (200, lambda s: {"headers": s.bearer_headers()}),
+    "bearer-listed-origin": (200, lambda s: {"headers": {**s.bearer_headers(), "Origin": ORIGIN}}),
+    "bearer-other-origin": (200, lambda s: {"headers": {**s.bearer_headers(), "Origin": EVIL}}),
+    "bearer-body": (200, lambda s: {"headers": s.bearer_headers(), "json": {"workspace": "main"}}),
     "cookie": (200, lambda s: _cookie(s, ORIGIN)),
     "no-credentials": (401, lambda s: {}),
     "bad-token": (401, lambda s: {"headers": {"Authorization": "Bearer a.b.c"}}),
     "cookie-other-origin": (403, lambda s: _cookie(s, EVIL)),
-    "unknown-workspace": (404, lambda s: {"headers": _bearer(s), "json": {"workspace": "nope"}}),
+    "unknown-workspace": (
+        404,
+        lambda s: {"headers": s.bearer_headers(), "json": {"workspace": "nope"}},
+    ),
     "malformed-json": (
         400,
-        lambda s: {"headers": _bearer(s), "data": "{not json", "content_type": JSON},
+        lambda s: {"headers": s.bearer_headers(), "data": "{not json", "content_type": JSON},
     ),
     "body-too-large": (
         413,
-        lambda s: {"headers": _bearer(s), "data": "[" + " " * 2000 + "]", "content_type": JSON},
+        lambda s: {
+            "headers": s.bearer_headers(),
+            "data": "[" + " " * 2000 + "]",
+            "content_type": JSON,
+        },
     ),
     "body-at-the-cap": (
         200,
-        lambda s: {"headers": _bearer(s), "data": padded(CAP), "content_type": JSON},
+        lambda s: {
+            "headers": s.bearer_headers(),
+            "data": padded_body(MAX_BODY_BYTES),
+            "content_type": JSON,
+        },
     ),
     "body-over-the-cap": (
         413,
-        lambda s: {"headers": _bearer(s), "data": padded(CAP + 1), "content_type": JSON},
+        lambda s: {
+            "headers": s.bearer_headers(),
+            "data": padded_body(MAX_BODY_BYTES + 1),
+            "content_type": JSON,
+        },
     ),
     "nested-too-deep": (
         400,
-        lambda s: {"headers": _bearer(s), "data": "[" * 1000, "content_type": JSON},
+        lambda s: {"headers": s.bearer_headers(), "data": "[" * 1000, "content_type": JSON},
     ),
     "preflight-headers-on-a-post": (
         200,
         lambda s: {
             "headers": {
-                **_bearer(s),
+                **s.bearer_headers(),
                 "Origin": ORIGIN,
                 "Access-Control-Request-Method": "POST",
                 "Access-Control-Request-Private-Network": "true",
             }
         },
     ),
-    "not-json": (415, lambda s: {"headers": _bearer(s), "data": "workspace=main"}),
-    "schema": (422, lambda s: {"headers": _bearer(s), "json": {"workspace": 7}}),
+    "not-json": (415, lambda s: {"headers": s.bearer_headers(), "data": "workspace=main"}),
+    "schema": (422, lambda s: {"headers": s.bearer_headers(), "json": {"workspace": 7}}),
 }
 
 
@@ -175,7 +179,11 @@ def test_other_methods_and_paths_get_flasks_own_answer(
     route = token_route(app)
     kwargs: dict[str, Any] = {
         "method": method,
-        "headers": {**_bearer(service), "Origin": ORIGIN, "Access-Control-Request-Method": "POST"},
+        "headers": {
+            **service.bearer_headers(),
+            "Origin": ORIGIN,
+            "Access-Control-Request-Method": "POST",
+        },
     }
     lean, view = (Client(wsgi).open(path, **kwargs) for wsgi in (route, route.inner))
     assert comparable(lean) == comparable(view)
@@ -200,7 +208,7 @@ def test_cors_headers_match_flask_cors_in_every_configuration(
     service: ServiceFixture, origins: str, origin: str | None
 ) -> None:
     app = with_cors(service, origins)
-    headers = {**_bearer(service), **({"Origin": origin} if origin else {})}
+    headers = {**service.bearer_headers(), **({"Origin": origin} if origin else {})}
     lean, view = both(app, headers=headers)
     assert lean.status_code == 200
     assert comparable(lean) == comparable(view)
@@ -220,7 +228,7 @@ def test_a_before_request_hook_makes_flask_serve_the_route(
     def refuse() -> None:
         abort(403)
 
-    response = app.test_client().post(TOKEN_PATH, headers=_bearer(service))
+    response = app.test_client().post(TOKEN_PATH, headers=service.bearer_headers())
     assert response.status_code == 403
     assert not token_route(app).serves_alone()
 
@@ -228,7 +236,7 @@ def test_a_before_request_hook_makes_flask_serve_the_route(
 def test_after_the_first_token_request_hooks_can_no_longer_be_added(
     app: Flask, service: ServiceFixture
 ) -> None:
-    assert app.test_client().post(TOKEN_PATH, headers=_bearer(service)).status_code == 200
+    assert app.test_client().post(TOKEN_PATH, headers=service.bearer_headers()).status_code == 200
     with pytest.raises(AssertionError, match="already handled its first request"):
         app.before_request(lambda: None)
 
@@ -240,7 +248,9 @@ def test_a_signal_receiver_makes_flask_serve_the_route(app: Flask, service: Serv
         seen.append(request.path)
 
     with request_started.connected_to(started, app):
-        assert app.test_client().post(TOKEN_PATH, headers=_bearer(service)).status_code == 200
+        assert (
+            app.test_client().post(TOKEN_PATH, headers=service.bearer_headers()).status_code == 200
+        )
     assert seen == [TOKEN_PATH]
     assert token_route(app).serves_alone()  # the receiver is gone
 
@@ -248,9 +258,13 @@ def test_a_signal_receiver_makes_flask_serve_the_route(app: Flask, service: Serv
 def test_trusted_hosts_are_honoured(app: Flask, service: ServiceFixture) -> None:
     app.config["TRUSTED_HOSTS"] = ["id.pete.example"]
     client = app.test_client()
-    untrusted = client.post(TOKEN_PATH, headers={**_bearer(service), "Host": "evil.example"})
+    untrusted = client.post(
+        TOKEN_PATH, headers={**service.bearer_headers(), "Host": "evil.example"}
+    )
     assert untrusted.status_code == 400
-    trusted = client.post(TOKEN_PATH, headers={**_bearer(service), "Host": "id.pete.example"})
+    trusted = client.post(
+        TOKEN_PATH, headers={**service.bearer_headers(), "Host": "id.pete.example"}
+    )
     assert trusted.status_code == 200
 
 
@@ -259,7 +273,7 @@ def test_the_body_cap_is_read_from_the_app_config_on_each_request(
 ) -> None:
     app.config["MAX_CONTENT_LENGTH"] = 10
     response = app.test_client().post(
-        TOKEN_PATH, headers=_bearer(service), json={"workspace": "main"}
+        TOKEN_PATH, headers=service.bearer_headers(), json={"workspace": "main"}
     )
     assert response.status_code == 413
 

@@ -22,11 +22,12 @@ AUDIENCE = "identity-service"
 ORIGIN = "https://app.pete.example"
 MESSENGER_SECRET = "m" * 40 + "-messenger-secret-for-tests"
 SESSION_SECRET = "s" * 40 + "-product-session-key"
+MAX_BODY_BYTES = 1024  # the service's body cap in this configuration
 
 CONFIG = """
 [service]
 cors_origins = ["{origin}"]
-max_body_bytes = 1024
+max_body_bytes = {max_body_bytes}
 
 [workspaces.main]
 app_id = "abc123"
@@ -103,6 +104,10 @@ class ServiceFixture:
         payload.update(overrides)
         return jwt.encode(payload, self.private_key, algorithm="RS256")
 
+    def bearer_headers(self, **overrides: Any) -> dict[str, str]:
+        """`Authorization: Bearer` with a fresh `idp_token(**overrides)`."""
+        return {"Authorization": f"Bearer {self.idp_token(**overrides)}"}
+
     def session_cookie(self, data: Mapping[str, Any], key: str = SESSION_SECRET) -> str:
         """A cookie made by Flask's own session machinery, as the product would set it."""
         return product_cookie(data, key)
@@ -144,6 +149,7 @@ def make_service(
             "teammates INTEGER, last_order_at INTEGER)"
         )
     text = CONFIG.format(
+        max_body_bytes=MAX_BODY_BYTES,
         origin=ORIGIN,
         issuer=ISSUER,
         audience=AUDIENCE,
@@ -161,3 +167,9 @@ def make_service_with_profile(root: Path) -> ServiceFixture:
     service = make_service(root)
     service.add_profile("user-42", email="ada@pete.example", plan="enterprise", teammates=7)
     return service
+
+
+def padded_body(size: int) -> bytes:
+    """A JSON body asking for the default workspace, padded with spaces to `size` bytes."""
+    start = b'{"workspace": "main"'
+    return start + b" " * (size - len(start) - 1) + b"}"
