@@ -94,6 +94,12 @@ def terminate_backend(pid: int, url: str = POSTGRES_URL) -> None:
     engine = admin_engine(url)
     try:
         with engine.connect() as connection:
-            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            # With a timeout, PostgreSQL (14+) waits until the backend has exited:
+            # without it the next query could race the dying connection and see
+            # it half-closed rather than gone.
+            gone = connection.execute(
+                text("SELECT pg_terminate_backend(:pid, 10000)"), {"pid": pid}
+            ).scalar_one()
+            assert gone, f"backend {pid} still running after 10 s"
     finally:
         engine.dispose()
