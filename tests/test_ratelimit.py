@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import socket
+import time
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,16 @@ def test_window_resets_with_time(tmp_path: Path) -> None:
         assert post(client, svc) == 429
         traveller.shift(125)
         assert post(client, svc) == 200
+
+
+def test_windows_follow_the_apps_injected_clock_not_the_wall_clock(tmp_path: Path) -> None:
+    svc = limited_service(tmp_path, per_user="1/minute")
+    now = [float(int(time.time()))]
+    client = create_app(svc.settings, clock=lambda: now[0]).test_client()
+    assert post(client, svc) == 200
+    assert post(client, svc) == 429
+    now[0] += 125  # the app's clock moves on; the wall clock has not
+    assert post(client, svc) == 200
 
 
 @needs_redis
