@@ -25,12 +25,11 @@ from limits import RateLimitItem, parse
 from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from identity_service.breaker import CircuitBreaker
 from identity_service.errors import IdentityServiceError
 from identity_service.settings import RateLimitSettings
 
 log = logging.getLogger(__name__)
-
-STORAGE_TIMEOUT = 0.25  # seconds: a stuck Redis must not hold a worker
 
 
 class RateLimitedError(IdentityServiceError):
@@ -133,17 +132,27 @@ class RateLimiter:
         namespace: str = "identity_service",
         on_storage_error: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_storage_skipped: Callable[[], None] | None = None,
     ) -> None:
-        """`on_storage_error` is called once per storage failure (the app counts them);
-        `clock` (Unix seconds) places memory:// hits in their windows."""
+        """`on_storage_error` is called once per storage failure and `on_storage_skipped` once
+        per check that skipped the storage after one (the app counts both); `clock` (Unix
+        seconds) places memory:// hits in their windows, `monotonic` times the breaker."""
         self.on_storage_error = on_storage_error
+        self.on_storage_skipped = on_storage_skipped
         self.clock = clock
+        self.breaker = CircuitBreaker(settings.storage_retry_interval, monotonic)
         self.settings = settings
         self.namespace = namespace
         self.storage_errors = 0
         options: dict[str, float | str | bool] = {}
         if settings.storage_url.startswith(("redis://", "rediss://")):
-            options = {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
+            # redis-py's own deadlines (connect, then each reply); a client made from a URL
+            # does not retry, so one call waits at most connect + read timeout.
+            options = {
+                "socket_timeout": settings.storage_timeout,
+                "socket_connect_timeout": settings.storage_timeout,
+            }
         self.memory = MemoryWindows() if settings.storage_url.startswith("memory://") else None
         self.storage: Storage | None = None
         self.windows: SlidingWindowCounterSupport | None = None  # the same object, by its role
@@ -180,30 +189,46 @@ class RateLimiter:
         limiter, windows = self.limiter, self.windows
         if limiter is None or windows is None:
             return
+        if not self.breaker.allow():  # it failed lately: no waiting on it until the next probe
+            if self.on_storage_skipped is not None:
+                self.on_storage_skipped()
+            self._storage_unavailable(scope)
+            return
         try:
-            if limiter.hit(item, self.namespace, scope, key):
-                return
-            # The window's TTLs, not limits' reset time: that one is read from the wall clock.
-            window = windows.get_sliding_window(
-                item.key_for(self.namespace, scope, key), item.get_expiry()
-            )
+            refused = None
+            if not limiter.hit(item, self.namespace, scope, key):
+                # The window's TTLs, not limits' reset time: that one is read from the wall clock.
+                refused = windows.get_sliding_window(
+                    item.key_for(self.namespace, scope, key), item.get_expiry()
+                )
         except Exception as exc:  # any storage failure: Redis down, timeout, protocol error
             self.storage_errors += 1
             if self.on_storage_error is not None:
                 self.on_storage_error()
-            log.error(
-                "rate limit storage unavailable (%s); failing %s",
-                type(exc).__name__,
-                self.settings.on_storage_error,
-            )
-            if self.settings.on_storage_error == "open":
-                return
-            raise RateLimitedError(
-                "rate limiting is unavailable and configured to fail closed; retry shortly",
-                retry_after=1,
-                scope=scope,
-            ) from None
-        self._refuse(scope, retry_after(window, item.get_expiry(), self.clock()))
+            if self.breaker.failed():
+                log.error(
+                    "rate limit storage unavailable (%s); failing %s, skipping it for %g s",
+                    type(exc).__name__,
+                    self.settings.on_storage_error,
+                    self.breaker.retry_interval,
+                )
+            self._storage_unavailable(scope)
+            return
+        if (skipped := self.breaker.succeeded()) is not None:
+            log.warning("rate limit storage answers again (%d checks skipped)", skipped)
+        if refused is not None:
+            self._refuse(scope, retry_after(refused, item.get_expiry(), self.clock()))
+
+    def _storage_unavailable(self, scope: str) -> None:
+        """The `on_storage_error` policy: let the request through, or refuse it until the
+        storage is probed again."""
+        if self.settings.on_storage_error == "open":
+            return
+        raise RateLimitedError(
+            "rate limiting is unavailable and configured to fail closed; retry shortly",
+            retry_after=max(1, math.ceil(self.breaker.retry_in())),
+            scope=scope,
+        ) from None
 
     def _refuse(self, scope: str, seconds: int) -> None:
         raise RateLimitedError(

@@ -43,7 +43,7 @@ class Runtime:
         monotonic: Callable[[], float] = time.monotonic,
     ) -> Runtime:
         """Build every live object; `clock` stamps tokens and places rate-limit hits in their
-        windows, `monotonic` times key caches."""
+        windows, `monotonic` times key caches and the rate-limit storage's breaker."""
         profiles = {
             key: SqlProfileSource(ws.profile)
             for key, ws in settings.workspaces.items()
@@ -61,7 +61,9 @@ class Runtime:
             limiter=RateLimiter(
                 settings.service.rate_limit,
                 on_storage_error=metrics.rate_limit_storage_errors.inc,
+                on_storage_skipped=metrics.rate_limit_storage_skipped.inc,
                 clock=clock,
+                monotonic=monotonic,
             ),
             clock=clock,
         )

@@ -110,7 +110,7 @@ def limits_memory() -> SlidingWindowCounterRateLimiter:
     return SlidingWindowCounterRateLimiter(_memory_storage[0])
 
 
-@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(sequence=memory_sequences())
 def test_memory_limiter_decides_as_limits_memory_storage(
     sequence: tuple[str, list[float]],
