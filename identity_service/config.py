@@ -322,8 +322,12 @@ class _Loader:
     def rate_limit(self, table: Mapping[str, Any]) -> RateLimitSettings:
         with self.at("rate_limit"):
             self.only_keys(
-                table, {"enabled", "per_client", "per_user", "storage_url", "on_storage_error"}
-            )
+                table,
+                {
+                    "enabled", "per_client", "per_user", "storage_url", "on_storage_error",
+                    "storage_timeout", "storage_retry_interval",
+                },
+            )  # fmt: skip
             defaults = RateLimitSettings()
             per_client = self.get(table, "per_client", str, defaults.per_client, _limit_problem)
             per_user = self.get(table, "per_user", str, defaults.per_user, _limit_problem)
@@ -335,7 +339,15 @@ class _Loader:
                 storage_url=storage,
                 on_storage_error=cast(OnStorageError, on_error),
                 enabled=self.get(table, "enabled", bool, True),
-            )
+                storage_timeout=self.get(
+                    table, "storage_timeout", float, defaults.storage_timeout,
+                    _between(0.01, 5, "seconds"),
+                ),
+                storage_retry_interval=self.get(
+                    table, "storage_retry_interval", float, defaults.storage_retry_interval,
+                    _between(0.1, 300, "seconds"),
+                ),
+            )  # fmt: skip
 
     def workspace(self, key: str, table: Mapping[str, Any]) -> WorkspaceSettings | None:
         self.only_keys(

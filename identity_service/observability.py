@@ -158,6 +158,7 @@ class Metrics:
     profile_unavailable: Counter
     rate_limited: Counter
     rate_limit_storage_errors: Counter
+    rate_limit_storage_skipped: Counter
     request_latency: Histogram
 
     @classmethod
@@ -189,6 +190,12 @@ class Metrics:
             rate_limit_storage_errors=Counter(
                 "identity_rate_limit_storage_errors",
                 "Rate-limit storage failures (Redis down); on_storage_error decided the outcome",
+                registry=registry,
+            ),
+            rate_limit_storage_skipped=Counter(
+                "identity_rate_limit_storage_skipped",
+                "Rate-limit checks that skipped the storage after a failure (circuit breaker "
+                "open); on_storage_error decided the outcome",
                 registry=registry,
             ),
             request_latency=Histogram(

@@ -1,13 +1,16 @@
 """Rate limits on the token endpoint, per client address and per user, shared across instances.
 
-`redis://` shares one count between every gunicorn worker and host, through the
-`limits` package's sliding-window counter. `memory://` counts within one
-process with the same algorithm in a few lines of our own: the `limits`
-memory storage starts a timer thread to expire keys, which cost more than the
-whole token mint on the hot path. When the
-storage is unreachable the configured policy decides: `open` lets the request
-through (availability first), `closed` refuses it (429); either way it is
-logged and counted, never an unhandled 500.
+One algorithm, `limits`' sliding-window counter, on two storages. `redis://`
+runs limits' own strategy and shares one count between every gunicorn worker
+and host. `memory://` counts within one process with a copy of limits'
+MemoryStorage arithmetic, a few lines kept identical by property tests
+(tests/test_ratelimit_algorithm.py), rather than limits' MemoryStorage itself:
+that storage starts a timer thread whenever its last one has finished (every
+10 ms under load), takes a lock per key and reads the wall clock itself, which
+made a hit cost 17-24 us against 3-4 us here, and could not be given the
+app's injected clock. When the storage is unreachable the configured policy
+decides: `open` lets the request through (availability first), `closed`
+refuses it (429); either way it is logged and counted, never an unhandled 500.
 """
 
 from __future__ import annotations
@@ -19,15 +22,14 @@ import time
 from collections.abc import Callable
 
 from limits import RateLimitItem, parse
-from limits.storage import Storage, storage_from_string
+from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
+from identity_service.breaker import CircuitBreaker
 from identity_service.errors import IdentityServiceError
 from identity_service.settings import RateLimitSettings
 
 log = logging.getLogger(__name__)
-
-STORAGE_TIMEOUT = 0.25  # seconds: a stuck Redis must not hold a worker
 
 
 class RateLimitedError(IdentityServiceError):
@@ -48,39 +50,76 @@ def parse_limit(text: str) -> RateLimitItem:
     return parse(text)
 
 
-class MemoryWindows:
-    """Sliding-window counters in this process: the previous window's count, weighted by how
-    much of it still overlaps the sliding window, plus the current window's count."""
+Window = tuple[int, float, int, float]
+"""(previous count, seconds the previous window still weighs, current count, seconds to the
+current window's expiry): limits' `get_sliding_window` shape, shared by both storages."""
 
-    SWEEP_EVERY = 4096  # hits between sweeps of idle keys, so memory stays bounded
+
+def weighted_count(window: Window, period: int) -> float:
+    """The sliding estimate: the previous window's count, weighted by how much of it still
+    overlaps the sliding window, plus the current window's count (limits' expression, in its
+    order of operations, so that the floats round the same way)."""
+    previous_count, previous_ttl, current_count, _ = window
+    return previous_count * previous_ttl / period + current_count
+
+
+def retry_after(window: Window, period: int, now: float) -> int:
+    """Whole seconds until a refused caller may try again, as limits' `get_window_stats`
+    computes the reset: the sooner of the previous window's weight dropping by one hit and
+    the current window's end."""
+    previous_count, previous_ttl, current_count, current_ttl = window
+    wait = math.inf
+    if previous_count:
+        wait = previous_ttl % (period / previous_count)
+    if current_count:
+        wait = min(wait, current_ttl % period)
+    if wait == math.inf:
+        return 1
+    # Through the absolute reset time, as limits does: rounding it to a float near 1.8e9 drops
+    # the sub-microsecond noise of `wait` that would otherwise round the ceiling up.
+    return max(1, math.ceil((now + wait) - now))
+
+
+class MemoryWindows:
+    """Sliding-window counters in this process, with the arithmetic of limits' MemoryStorage.
+
+    Windows are whole multiples of the period since the epoch, numbered as limits numbers
+    them, and a hit passes while floor(weighted count) + 1 <= the limit. The property tests in
+    tests/test_ratelimit_algorithm.py hold every decision to limits' own strategy.
+    """
+
+    SWEEP_EVERY = 4096  # hits between sweeps of finished windows, so memory stays bounded
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._counts: dict[tuple[str, int], list[float]] = {}  # key -> [window, previous, current]
+        # (key, period, window number) -> hits counted in that window
+        self._counts: dict[tuple[str, int, int], int] = {}
         self._hits = 0
 
-    def hit(self, key: str, item: RateLimitItem, now: float) -> tuple[bool, float]:
-        """Count one hit; returns (allowed, when the caller may retry)."""
+    def hit(self, key: str, item: RateLimitItem, now: float) -> tuple[bool, Window]:
+        """Count one hit at `now` if the limit allows it; returns (allowed, the window seen)."""
         period = item.get_expiry()
-        window = now // period
+        previous = (key, period, int((now - period) / period))
+        current = (key, period, int(now / period))
         with self._lock:
             self._sweep(now)
-            state = self._counts.setdefault((key, period), [window, 0.0, 0.0])
-            if state[0] != window:
-                state[1] = state[2] if state[0] == window - 1 else 0.0
-                state[0], state[2] = window, 0.0
-            weight = 1 - (now - window * period) / period
-            if state[1] * weight + state[2] + 1 > item.amount:
-                return False, (window + 1) * period
-            state[2] += 1
-            return True, 0.0
+            previous_count = self._counts.get(previous, 0)
+            current_count = self._counts.get(current, 0)
+            previous_ttl = (1 - (((now - period) / period) % 1)) * period if previous_count else 0.0
+            current_ttl = (1 - ((now / period) % 1)) * period + period
+            window = (previous_count, previous_ttl, current_count, current_ttl)
+            if math.floor(weighted_count(window, period)) + 1 > item.amount:
+                return False, window
+            self._counts[current] = current_count + 1
+            return True, window
 
     def _sweep(self, now: float) -> None:
         self._hits += 1
         if self._hits % self.SWEEP_EVERY:
             return
-        for key, state in list(self._counts.items()):
-            if state[0] < now // key[1] - 1:
+        for key in list(self._counts):
+            period = key[1]
+            if key[2] < int((now - period) / period):  # older than the previous window
                 del self._counts[key]
 
 
@@ -92,23 +131,40 @@ class RateLimiter:
         settings: RateLimitSettings,
         namespace: str = "identity_service",
         on_storage_error: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+        on_storage_skipped: Callable[[], None] | None = None,
     ) -> None:
-        """`on_storage_error` is called once per storage failure (the app counts them)."""
+        """`on_storage_error` is called once per storage failure and `on_storage_skipped` once
+        per check that skipped the storage after one (the app counts both); `clock` (Unix
+        seconds) places memory:// hits in their windows, `monotonic` times the breaker."""
         self.on_storage_error = on_storage_error
+        self.on_storage_skipped = on_storage_skipped
+        self.clock = clock
+        self.breaker = CircuitBreaker(settings.storage_retry_interval, monotonic)
         self.settings = settings
         self.namespace = namespace
         self.storage_errors = 0
         options: dict[str, float | str | bool] = {}
         if settings.storage_url.startswith(("redis://", "rediss://")):
-            options = {"socket_timeout": STORAGE_TIMEOUT, "socket_connect_timeout": STORAGE_TIMEOUT}
+            # redis-py's own deadlines (connect, then each reply); a client made from a URL
+            # does not retry, so one call waits at most connect + read timeout.
+            options = {
+                "socket_timeout": settings.storage_timeout,
+                "socket_connect_timeout": settings.storage_timeout,
+            }
         self.memory = MemoryWindows() if settings.storage_url.startswith("memory://") else None
         self.storage: Storage | None = None
+        self.windows: SlidingWindowCounterSupport | None = None  # the same object, by its role
         self.limiter: SlidingWindowCounterRateLimiter | None = None
         if self.memory is None:
             storage = storage_from_string(settings.storage_url, **options)
-            if not isinstance(storage, Storage):  # only synchronous storages fit this service
+            # Only synchronous storages with the sliding-window counter fit this service.
+            if not isinstance(storage, Storage) or not isinstance(
+                storage, SlidingWindowCounterSupport
+            ):
                 raise TypeError(f"unsupported rate limit storage {settings.storage_url!r}")
-            self.storage = storage
+            self.storage, self.windows = storage, storage
             self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.per_client = parse_limit(settings.per_client) if settings.per_client else None
         self.per_user = parse_limit(settings.per_user) if settings.per_user else None
@@ -125,42 +181,59 @@ class RateLimiter:
 
     def _hit(self, item: RateLimitItem, scope: str, key: str) -> None:
         if self.memory is not None:
-            now = time.time()
-            allowed, reset = self.memory.hit(f"{scope}:{key}", item, now)
+            now = self.clock()
+            allowed, window = self.memory.hit(f"{scope}:{key}", item, now)
             if not allowed:
-                self._refuse(scope, reset, now)
+                self._refuse(scope, retry_after(window, item.get_expiry(), now))
             return
-        limiter = self.limiter
-        if limiter is None:
+        limiter, windows = self.limiter, self.windows
+        if limiter is None or windows is None:
+            return
+        if not self.breaker.allow():  # it failed lately: no waiting on it until the next probe
+            if self.on_storage_skipped is not None:
+                self.on_storage_skipped()
+            self._storage_unavailable(scope)
             return
         try:
-            allowed = limiter.hit(item, self.namespace, scope, key)
-            if allowed:
-                return
-            reset = limiter.get_window_stats(item, self.namespace, scope, key).reset_time
+            refused = None
+            if not limiter.hit(item, self.namespace, scope, key):
+                # The window's TTLs, not limits' reset time: that one is read from the wall clock.
+                refused = windows.get_sliding_window(
+                    item.key_for(self.namespace, scope, key), item.get_expiry()
+                )
         except Exception as exc:  # any storage failure: Redis down, timeout, protocol error
             self.storage_errors += 1
             if self.on_storage_error is not None:
                 self.on_storage_error()
-            log.error(
-                "rate limit storage unavailable (%s); failing %s",
-                type(exc).__name__,
-                self.settings.on_storage_error,
-            )
-            if self.settings.on_storage_error == "open":
-                return
-            raise RateLimitedError(
-                "rate limiting is unavailable and configured to fail closed; retry shortly",
-                retry_after=1,
-                scope=scope,
-            ) from None
-        self._refuse(scope, reset, time.time())
+            if self.breaker.failed():
+                log.error(
+                    "rate limit storage unavailable (%s); failing %s, skipping it for %g s",
+                    type(exc).__name__,
+                    self.settings.on_storage_error,
+                    self.breaker.retry_interval,
+                )
+            self._storage_unavailable(scope)
+            return
+        if (skipped := self.breaker.succeeded()) is not None:
+            log.warning("rate limit storage answers again (%d checks skipped)", skipped)
+        if refused is not None:
+            self._refuse(scope, retry_after(refused, item.get_expiry(), self.clock()))
 
-    def _refuse(self, scope: str, reset: float, now: float) -> None:
-        retry_after = max(1, math.ceil(reset - now))
+    def _storage_unavailable(self, scope: str) -> None:
+        """The `on_storage_error` policy: let the request through, or refuse it until the
+        storage is probed again."""
+        if self.settings.on_storage_error == "open":
+            return
         raise RateLimitedError(
-            f"too many token requests for this {scope}; retry in {retry_after} s",
-            retry_after=retry_after,
+            "rate limiting is unavailable and configured to fail closed; retry shortly",
+            retry_after=max(1, math.ceil(self.breaker.retry_in())),
+            scope=scope,
+        ) from None
+
+    def _refuse(self, scope: str, seconds: int) -> None:
+        raise RateLimitedError(
+            f"too many token requests for this {scope}; retry in {seconds} s",
+            retry_after=seconds,
             scope=scope,
         )
 

@@ -42,7 +42,8 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> Runtime:
-        """Build every live object; `clock` stamps tokens, `monotonic` times key caches."""
+        """Build every live object; `clock` stamps tokens and places rate-limit hits in their
+        windows, `monotonic` times key caches and the rate-limit storage's breaker."""
         profiles = {
             key: SqlProfileSource(ws.profile)
             for key, ws in settings.workspaces.items()
@@ -60,6 +61,9 @@ class Runtime:
             limiter=RateLimiter(
                 settings.service.rate_limit,
                 on_storage_error=metrics.rate_limit_storage_errors.inc,
+                on_storage_skipped=metrics.rate_limit_storage_skipped.inc,
+                clock=clock,
+                monotonic=monotonic,
             ),
             clock=clock,
         )

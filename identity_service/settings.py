@@ -134,6 +134,8 @@ class RateLimitSettings:
     storage_url: str = "memory://"
     on_storage_error: OnStorageError = "open"
     enabled: bool = True
+    storage_timeout: float = 0.25  # seconds: Redis connect and each command's reply
+    storage_retry_interval: float = 5.0  # seconds a worker skips Redis after a failure
 
 
 @dataclass(frozen=True)

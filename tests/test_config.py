@@ -102,6 +102,16 @@ BROKEN: list[Any] = [
         id="lifetime-100000",
     ),
     pytest.param(
+        workspace() + "[service.rate_limit]\nstorage_timeout = 30\n",
+        {}, {}, "service.rate_limit.storage_timeout", "between 0.01 and 5 seconds, got 30",
+        id="rate-limit-storage-timeout-30",
+    ),
+    pytest.param(
+        workspace() + "[service.rate_limit]\nstorage_retry_interval = 0\n",
+        {}, {}, "service.rate_limit.storage_retry_interval", "between 0.1 and 300 seconds, got 0",
+        id="rate-limit-retry-interval-0",
+    ),
+    pytest.param(
         workspace(token_lifetime="3600.0"),
         {}, {}, "workspaces.eu.token_lifetime", "must be an integer, got float",
         id="lifetime-float",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
 import socket
+import time
 from pathlib import Path
+from typing import cast
 
 import pytest
 import time_machine
@@ -14,7 +17,8 @@ from flask.testing import FlaskClient
 
 from identity_service import create_app
 from identity_service.ratelimit import RateLimitedError, RateLimiter
-from identity_service.settings import RateLimitSettings
+from identity_service.settings import OnStorageError, RateLimitSettings
+from tests.support.redis_server import own_redis
 from tests.support.service import ServiceFixture, make_service
 
 TOKEN_URL = "/v1/messenger/token"
@@ -87,6 +91,16 @@ def test_window_resets_with_time(tmp_path: Path) -> None:
         assert post(client, svc) == 200
 
 
+def test_windows_follow_the_apps_injected_clock_not_the_wall_clock(tmp_path: Path) -> None:
+    svc = limited_service(tmp_path, per_user="1/minute")
+    now = [float(int(time.time()))]
+    client = create_app(svc.settings, clock=lambda: now[0]).test_client()
+    assert post(client, svc) == 200
+    assert post(client, svc) == 429
+    now[0] += 125  # the app's clock moves on; the wall clock has not
+    assert post(client, svc) == 200
+
+
 @needs_redis
 def test_two_instances_share_one_limit_through_redis(tmp_path: Path) -> None:
     namespace = f"test-{secrets.token_hex(4)}"
@@ -115,6 +129,73 @@ def test_redis_unreachable_fails_open_or_closed_never_500(
     errors = re.search(r"^identity_rate_limit_storage_errors_total (\S+)$", metrics, re.M)
     assert errors is not None and float(errors.group(1)) >= 1
     assert client.get("/readyz").status_code == 503
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now = 50.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("policy", ["open", "closed"])
+def test_after_a_storage_failure_checks_skip_redis_until_the_next_probe(
+    policy: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    monotonic, skipped = Monotonic(), []
+    settings = RateLimitSettings(
+        storage_url="redis://127.0.0.1:1/0",  # connection refused
+        on_storage_error=cast(OnStorageError, policy),
+        storage_retry_interval=5,
+    )
+    limiter = RateLimiter(
+        settings, monotonic=monotonic, on_storage_skipped=lambda: skipped.append(1)
+    )
+    outcomes = []
+    for _ in range(4):
+        try:
+            limiter.check_client("10.0.0.1")
+            outcomes.append(0)
+        except RateLimitedError as refused:
+            outcomes.append(refused.retry_after)
+        monotonic.now += 1
+    assert outcomes == ([0, 0, 0, 0] if policy == "open" else [5, 4, 3, 2])
+    assert limiter.storage_errors == 1 and len(skipped) == 3  # one call to Redis, three skipped
+    monotonic.now += 1  # 5 s after the failure: the next check probes Redis again
+    with contextlib.suppress(RateLimitedError):
+        limiter.check_user("w", "u")
+    assert limiter.storage_errors == 2
+    lines = [r.getMessage() for r in caplog.records if r.name == "identity_service.ratelimit"]
+    assert len(lines) == 2, lines  # once per interval, not once per check
+    assert lines[0].startswith("rate limit storage unavailable (ConnectionError); failing")
+
+
+def test_limits_resume_at_the_first_check_after_the_interval_once_redis_answers(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monotonic = Monotonic()
+    with own_redis(tmp_path) as redis:
+        settings = RateLimitSettings(
+            per_client="2/minute", storage_url=redis.url, storage_retry_interval=5
+        )
+        limiter = RateLimiter(settings, monotonic=monotonic)
+        redis.kill()
+        limiter.check_client("10.0.0.1")  # fails open
+        limiter.check_client("10.0.0.1")  # skipped
+        redis.start()
+        monotonic.now += 4.9
+        limiter.check_client("10.0.0.1")  # still skipped: not counted
+        monotonic.now += 0.1
+        limiter.check_client("10.0.0.1")  # the probe: counted in Redis again
+        limiter.check_client("10.0.0.1")
+        with pytest.raises(RateLimitedError):
+            limiter.check_client("10.0.0.1")
+    assert limiter.storage_errors == 1
+    assert any(
+        r.getMessage() == "rate limit storage answers again (2 checks skipped)"
+        for r in caplog.records
+    )
 
 
 def test_limiter_unit_memory_storage() -> None:

@@ -1,0 +1,68 @@
+"""A circuit breaker: after a dependency fails, skip it for a while, then let one call probe it.
+
+Without one, every request pays the dependency's full timeout while it hangs
+(and logs it). With it, only the calls in flight when it stopped answering and
+one probe per `retry_interval` wait on it; everything else is told at once that
+the dependency is being skipped, and the caller's policy decides what that
+means. Time comes from the injected monotonic clock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+
+class CircuitBreaker:
+    """Closed (calls go through) until a failure; then open for `retry_interval` seconds."""
+
+    def __init__(self, retry_interval: float, monotonic: Callable[[], float]) -> None:
+        self.retry_interval = retry_interval
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._retry_at: float | None = None  # None while closed
+        self._logged_at: float | None = None
+        self.skipped = 0  # calls skipped since it last opened
+
+    def allow(self) -> bool:
+        """Whether to call the dependency now: always while closed; once open, only the first
+        caller after each `retry_interval` (the probe), so a hung dependency holds one thread."""
+        if self._retry_at is None:  # the healthy path takes no lock
+            return True
+        now = self.monotonic()
+        with self._lock:
+            if self._retry_at is None:
+                return True
+            if now < self._retry_at:
+                self.skipped += 1
+                return False
+            self._retry_at = now + self.retry_interval  # the others keep skipping meanwhile
+            return True
+
+    def retry_in(self) -> float:
+        """Seconds until the next probe (0 while closed)."""
+        retry_at = self._retry_at
+        return 0.0 if retry_at is None else max(0.0, retry_at - self.monotonic())
+
+    def failed(self) -> bool:
+        """Open (again) after a failed call; True when this failure should be logged, at most
+        once per `retry_interval` however many calls were in flight."""
+        now = self.monotonic()
+        with self._lock:
+            self._retry_at = now + self.retry_interval
+            if self._logged_at is not None and now - self._logged_at < self.retry_interval:
+                return False
+            self._logged_at = now
+            return True
+
+    def succeeded(self) -> int | None:
+        """Close after a call that worked; returns how many calls were skipped when this
+        success ended an outage (log it), None when it was already closed."""
+        if self._retry_at is None:
+            return None
+        with self._lock:
+            if self._retry_at is None:
+                return None
+            skipped, self.skipped = self.skipped, 0
+            self._retry_at = self._logged_at = None
+            return skipped

@@ -1,0 +1,42 @@
+"""The circuit breaker on its own, on an injected monotonic clock."""
+
+from __future__ import annotations
+
+from identity_service.breaker import CircuitBreaker
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failure_skips_the_dependency_until_one_probe_per_interval() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(5, clock)
+    assert breaker.allow() and breaker.succeeded() is None  # closed: nothing to report
+    assert breaker.failed() is True  # the first failure is logged
+    assert [breaker.allow() for _ in range(3)] == [False] * 3
+    assert breaker.retry_in() == 5
+    clock.now += 5
+    assert breaker.allow() is True  # the probe
+    assert breaker.allow() is False  # the others keep skipping while it runs
+    assert breaker.failed() is True  # a failed probe: logged again, once per interval
+    clock.now += 5
+    assert breaker.allow() is True
+    assert breaker.succeeded() == 4  # closes, and says how many calls were skipped
+    assert breaker.allow() and breaker.retry_in() == 0
+
+
+def test_failures_in_flight_together_are_logged_once() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(5, clock)
+    assert [breaker.allow() for _ in range(4)] == [True] * 4  # four calls, then it hangs
+    assert [breaker.failed() for _ in range(4)] == [True, False, False, False]
+    clock.now += 4.9
+    assert breaker.allow() is False
+    clock.now += 0.1
+    assert breaker.allow() is True
+    assert breaker.failed() is True
