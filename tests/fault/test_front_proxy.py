@@ -241,6 +241,17 @@ REFUSED = {
         f"Content-Length: {MAX_BODY_BYTES + 1}\r\n\r\n",
         413,
     ),
+    "chunked body over max_body_bytes": (
+        f"POST {TOKEN_PATH} HTTP/1.1\r\nHost: x\r\n{HOSTILE}Transfer-Encoding: chunked\r\n\r\n"
+        f"{MAX_BODY_BYTES + 1:x}\r\n{'a' * (MAX_BODY_BYTES + 1)}\r\n0\r\n\r\n",
+        413,
+    ),
+    # Two framings at once is how requests are smuggled past a proxy: refused outright.
+    "Content-Length and Transfer-Encoding": (
+        f"POST {TOKEN_PATH} HTTP/1.1\r\nHost: x\r\n{HOSTILE}Content-Length: 5\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        400,
+    ),
     "outside the public routes": (
         f"GET /metrics?{MARKER} HTTP/1.1\r\nHost: x\r\n{HOSTILE}\r\n",
         404,
@@ -291,5 +302,30 @@ def test_forwarded_headers_are_the_proxys_not_the_clients(
             proxy.port, service, **{"X-Forwarded-For": "203.0.113.9", "X-Request-ID": "trace-7.a"}
         )
     assert status == 200
-    line = server.wait_for_lines(r'"request_id":"trace-7\.a"')[0]
+    line = server.wait_for_lines(r'"message":"request".*"request_id":"trace-7\.a"')[0]
     assert json.loads(line)["client"] == "127.0.0.1"
+
+
+@needs_nginx
+@pytest.mark.fault
+def test_a_chunked_body_reaches_the_service_whole(
+    proxied: tuple[ServiceFixture, Server], tmp_path: Path
+) -> None:
+    """A chunked body under the cap goes through nginx to the service, which mints."""
+    service, server = proxied
+    body = b'{"workspace": "main"}'
+    with fronting(tmp_path / "nginx", server.port, MAX_BODY_BYTES) as proxy:
+        connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+        try:
+            headers = {**service.bearer_headers(), "Content-Type": "application/json"}
+            # An iterable body and no Content-Length: http.client sends it chunked.
+            connection.request("POST", TOKEN_PATH, body=iter([body[:7], body[7:]]), headers=headers)
+            response = connection.getresponse()
+            answer = json.loads(response.read())
+        finally:
+            connection.close()
+    assert response.status == 200, answer
+    assert answer["token"].count(".") == 2
+    rid = response.getheader("X-Request-ID")
+    line = server.wait_for_lines(rf'"message":"request".*"request_id":"{rid}"')[0]
+    assert json.loads(line)["status"] == 200
