@@ -329,3 +329,40 @@ def test_a_chunked_body_reaches_the_service_whole(
     rid = response.getheader("X-Request-ID")
     line = server.wait_for_lines(rf'"message":"request".*"request_id":"{rid}"')[0]
     assert json.loads(line)["status"] == 200
+
+
+def cookie_request(port: int, service: ServiceFixture, origin: str, **headers: str) -> int:
+    """A session-cookie token request from `origin`, through nginx on `port`: its status."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    cookie = service.session_cookie({"user_id": "user-42"})
+    try:
+        connection.request(
+            "POST",
+            TOKEN_PATH,
+            body=b"",
+            headers={"Cookie": f"session={cookie}", "Origin": origin, **headers},
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@needs_nginx
+@pytest.mark.fault
+def test_the_service_sees_the_origin_the_browser_used(
+    proxied: tuple[ServiceFixture, Server], tmp_path: Path
+) -> None:
+    """The cookie origin check compares with nginx's scheme and the Host the browser sent.
+
+    A page served by the proxy itself (on a non-default port here) is same-origin;
+    a client's own X-Forwarded-Host or -Proto cannot make another origin pass.
+    """
+    service, server = proxied
+    with fronting(tmp_path / "nginx", server.port, MAX_BODY_BYTES) as proxy:
+        own = f"http://127.0.0.1:{proxy.port}"
+        assert cookie_request(proxy.port, service, own) == 200
+        spoofed = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+        assert cookie_request(proxy.port, service, "https://evil.example", **spoofed) == 403
+        assert cookie_request(proxy.port, service, own, **spoofed) == 200
