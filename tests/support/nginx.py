@@ -91,7 +91,10 @@ class Nginx:
         self.prefix, self.port = prefix, port
         # -e: the error log before the config is read (else /var/log/nginx/error.log).
         command = [binary, "-p", str(prefix), "-c", str(main), "-e", str(prefix / "error.log")]
-        subprocess.run([*command, "-t", "-q"], check=True, capture_output=True)
+        checked = subprocess.run(
+            [*command, "-t", "-q"], check=False, capture_output=True, text=True
+        )
+        assert checked.returncode == 0, f"nginx -t refused the config:\n{checked.stderr}"
         self.process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
