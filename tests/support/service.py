@@ -28,6 +28,7 @@ CONFIG = """
 [service]
 cors_origins = ["{origin}"]
 max_body_bytes = {max_body_bytes}
+proxy_hops = {proxy_hops}
 
 [workspaces.main]
 app_id = "abc123"
@@ -131,6 +132,7 @@ def make_service(
     on_invalid: str = "drop",
     on_unavailable: str = "omit",
     extra: str = "",
+    proxy_hops: int = 0,
 ) -> ServiceFixture:
     """Write keys, secrets, a profile database and the configuration under `root`."""
     private_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -155,6 +157,7 @@ def make_service(
         audience=AUDIENCE,
         on_invalid=on_invalid,
         on_unavailable=on_unavailable,
+        proxy_hops=proxy_hops,
     )
     config = root / "service.toml"
     config.write_text(text + extra)
