@@ -103,6 +103,10 @@ class SecretSource:
                 data = self._read_env(os.environ if environ is None else environ)
             else:
                 path = Path(self.reference)
+                if self.kind == "dev" and ensure_dev_secret(path):
+                    # Created by the first reader that needs it (the service), never by
+                    # loading the configuration, so read-only commands leave no files.
+                    log.warning("generated a new development secret in %s (mode 0600)", path)
                 try:
                     stamp = _stamp(path)
                     data = read_secret_file(path)

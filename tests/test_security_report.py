@@ -459,13 +459,8 @@ def test_bundled_example_is_graded_high_for_its_development_secrets(tmp_path: Pa
         ("secret-dev", "workspaces.default.secret_dev"),
         ("secret-dev", "workspaces.default.auth[0].secret_dev"),
     }
-    # Generated in the temporary instance folder, never in the working tree.
-    assert sorted(p.name for p in (tmp_path / "instance").iterdir()) == [
-        "dev-workspaces-default-auth-0.secret",
-        "dev-workspaces-default.secret",
-    ]
-    for secret_file in (tmp_path / "instance").iterdir():
-        assert secret_file.read_text() not in result.output
+    # Grading reads the configuration only: it generates no secret, here or anywhere.
+    assert not (tmp_path / "instance").exists()
 
 
 def assert_no_secret(text: str) -> None:
