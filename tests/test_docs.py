@@ -283,12 +283,24 @@ def test_readme_quick_start_is_first_and_names_exactly_the_makefiles_two_command
     assert quick_start_problems(README.read_text("utf-8"), MAKEFILE.read_text("utf-8")) == []
 
 
+def makefile_variables(text: str) -> dict[str, str]:
+    """`NAME ?= value` defaults (the ones `make run PORT=8001` overrides)."""
+    return dict(re.findall(r"^([A-Z_]+) \?= (.+)$", text, re.M))
+
+
 def test_make_run_starts_the_demo_at_the_address_the_readme_gives() -> None:
     makefile = MAKEFILE.read_text("utf-8")
-    assert any(line.endswith("identity-service demo") for line in makefile_recipe(makefile, "run"))
+    recipe = makefile_recipe(makefile, "run")
+    assert any(
+        line.endswith("identity-service demo --host $(HOST) --port $(PORT)") for line in recipe
+    ), recipe
     defaults = {param.name: param.default for param in demo_command.params}
+    variables = makefile_variables(makefile)
+    assert (variables["HOST"], variables["PORT"]) == (defaults["host"], str(defaults["port"]))
     url = f"http://{defaults['host']}:{defaults['port']}"
-    assert url in quick_start_block(README.read_text("utf-8"))
+    readme = README.read_text("utf-8")
+    assert url in quick_start_block(readme)
+    assert "make run PORT=8001" in readme
 
 
 def test_make_test_lints_type_checks_and_runs_pytest_as_the_readme_says() -> None:

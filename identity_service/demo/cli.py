@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import signal
-from collections.abc import Mapping
+import socket
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -153,6 +156,31 @@ def banner(
     return lines
 
 
+@contextmanager
+def listening_socket(host: str, port: int) -> Iterator[socket.socket]:
+    """A socket listening on host:port, or a DemoError naming the port and how to change it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise DemoError(
+                f"port {port} on {host} is already in use (another demo, or another "
+                "program): stop it, or choose another port with "
+                f"`make run PORT={port + 1}` or `identity-service demo --port {port + 1}`"
+            ) from None
+        raise DemoError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another address with "
+            f"`make run HOST=... PORT=...` or `identity-service demo --host ... --port ...`"
+        ) from None
+    with sock:  # werkzeug holds its own duplicate of it
+        yield sock
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     # SIGTERM ends the process like Ctrl+C does: the server socket is closed cleanly.
     raise SystemExit(0)
@@ -178,14 +206,12 @@ def run_demo(
     created = database.prepare(db_file, reset=reset)
     widget_url = WIDGET_URL if real else STAND_IN_WIDGET_URL
     app = create_demo_app(settings, db_file, widget_url=widget_url)
-    try:
-        server = make_server(host, port, app, threaded=True)
-    except OSError as exc:
-        raise DemoError(
-            f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port"
-        ) from None
+    with listening_socket(host, port) as sock:
+        # werkzeug serves the socket bound here; bound by werkzeug itself, a busy port
+        # would end the process with its generic text instead of this command's.
+        server = make_server(host, port, app, threaded=True, fd=sock.fileno())
     shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{server.server_port}/"
+    url = f"http://{shown_host}:{server.socket.getsockname()[1]}/"
     lines = banner(url, settings, db_file, created, real, host)
     click.secho("\n".join(lines), err=True, fg="yellow", bold=True)
     if real:
