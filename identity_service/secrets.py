@@ -14,7 +14,7 @@ import os
 import secrets as stdlib_secrets
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -44,10 +44,11 @@ def read_secret_file(path: Path) -> bytes:
     return raw[:-1] if raw.endswith(b"\n") else raw
 
 
-def ensure_dev_secret(path: Path) -> bool:
+def ensure_dev_secret(path: Path, generate: Callable[[], bytes] | None = None) -> bool:
     """Create a random development secret at `path` (mode 0600) unless it exists.
 
-    Returns True when it was created now.
+    `generate` makes the content (default: 48 random URL-safe bytes; the demo's
+    identity provider makes a private key). Returns True when it was created now.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp opens with O_EXCL and mode 0600. The secret is written there first and
@@ -56,8 +57,8 @@ def ensure_dev_secret(path: Path) -> bool:
     # read the file while it is still empty.
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(stdlib_secrets.token_urlsafe(48))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(generate() if generate else stdlib_secrets.token_urlsafe(48).encode())
         try:
             os.link(temporary, path)
         except FileExistsError:
