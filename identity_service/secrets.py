@@ -30,6 +30,10 @@ DEV_SECRET_BANNER = (
     "It protects nothing in production; configure secret_env or secret_file."
 )
 
+# How to make a strong secret, for messages: a command that exists where the
+# service runs (`python` may not be on PATH; openssl is), printing 64 characters.
+GENERATE_SECRET = "openssl rand -base64 48"
+
 SecretKind = Literal["env", "file", "dev"]
 
 
@@ -120,7 +124,7 @@ class SecretSource:
                 raise SecretUnavailableError(
                     f"{self.what}: the secret from {self.describe()} is {len(data)} bytes; "
                     f"at least {self.min_bytes} are required (generate one with "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                    f"`{GENERATE_SECRET}`)"
                 )
             self._value = data
             return data

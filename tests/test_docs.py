@@ -631,3 +631,29 @@ def test_config_key_checker_fails_both_ways() -> None:
     assert "service: hstss is documented but the loader refuses it" in problems
     assert "service: proxy_hops is accepted by the loader but not documented" in problems
     assert len(problems) == 4, problems
+
+
+# -- (f) Intercom's wording, once -----------------------------------------------------------
+
+_SETTINGS_PATH = re.compile(r"Settings(?: > [A-Z][A-Za-z ]*?)+ > Security")
+
+
+def test_every_mention_of_the_messenger_security_page_uses_intercoms_current_path() -> None:
+    from identity_service.settings import MESSENGER_SECURITY_SETTINGS
+
+    sources = [*markdown_files(), *sorted((ROOT / "identity_service").rglob("*.py"))]
+    found = {
+        (path.name, match.group())
+        for path in sources
+        for match in _SETTINGS_PATH.finditer(path.read_text("utf-8"))
+    }
+    assert found, "no mention of the Messenger security settings page"
+    assert {text for _, text in found} == {MESSENGER_SECURITY_SETTINGS}, found
+
+
+def test_the_readme_quotes_the_timed_bench_ratio_only_as_a_spread_over_runs() -> None:
+    # One run's ratio of two timings (0.73x) came out 1.46 and 0.60 on a busy machine.
+    body = next(b for t, b in sections(README.read_text("utf-8")) if t == "Benchmarks")
+    bullet = next(part for part in body.split("\n- ") if part.startswith("`bench/mint_cost.py` ("))
+    ratios = set(re.findall(r"\b\d\.\d\d\b", bullet))
+    assert len(ratios) >= 3 and "runs" in bullet and "instructions.py" in bullet, bullet

@@ -466,3 +466,15 @@ def test_bundled_example_is_graded_high_for_its_development_secrets(tmp_path: Pa
 def assert_no_secret(text: str) -> None:
     for secret in (MESSENGER_SECRET, SESSION_SECRET, ENV_SECRET, DB_PASSWORD, "o" * 40, "p" * 40):
         assert secret not in text
+
+
+def test_the_report_and_the_checklist_name_the_same_intercom_settings_page(
+    tmp_path: Path,
+) -> None:
+    from identity_service.settings import MESSENGER_SECURITY_SETTINGS
+    from identity_service.snippet import admin_checklist
+
+    settings = load_settings(None, {INSTANCE_ENV: str(tmp_path / "instance")})
+    report = assess(settings, workers=2).to_text()
+    checklist = admin_checklist(settings.workspace(None))
+    assert MESSENGER_SECURITY_SETTINGS in report and MESSENGER_SECURITY_SETTINGS in checklist

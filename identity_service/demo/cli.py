@@ -29,7 +29,13 @@ from identity_service.demo.product import (
 )
 from identity_service.errors import SecretUnavailableError
 from identity_service.secrets import MIN_SECRET_BYTES, SecretSource
-from identity_service.settings import REGIONS, WIDGET_URL, BearerAuthSettings, Settings
+from identity_service.settings import (
+    MESSENGER_SECURITY_SETTINGS,
+    REGIONS,
+    WIDGET_URL,
+    BearerAuthSettings,
+    Settings,
+)
 from identity_service.snippet import admin_checklist
 
 APP_ID_ENV = "INTERCOM_APP_ID"
@@ -66,8 +72,7 @@ def intercom_from_environment(settings: Settings, environ: Mapping[str, str]) ->
         secret.load(environ)  # as config.py does for secret_env: this value is the one used
     except SecretUnavailableError as exc:
         raise DemoError(
-            f"{exc.detail}; copy the secret from Intercom's Settings > Channels > Messenger > "
-            "Security"
+            f"{exc.detail}; copy the secret from Intercom's {MESSENGER_SECURITY_SETTINGS}"
         ) from None
     mine = dataclasses.replace(
         workspace, app_id=app_id, region=region, api_base=REGIONS[region], secret=secret
