@@ -654,6 +654,12 @@ def test_every_mention_of_the_messenger_security_page_uses_intercoms_current_pat
 def test_the_readme_quotes_the_timed_bench_ratio_only_as_a_spread_over_runs() -> None:
     # One run's ratio of two timings (0.73x) came out 1.46 and 0.60 on a busy machine.
     body = next(b for t, b in sections(README.read_text("utf-8")) if t == "Benchmarks")
-    bullet = next(part for part in body.split("\n- ") if part.startswith("`bench/mint_cost.py` ("))
-    ratios = set(re.findall(r"\b\d\.\d\d\b", bullet))
-    assert len(ratios) >= 3 and "runs" in bullet and "instructions.py" in bullet, bullet
+    quoting = [
+        part
+        for part in body.split("\n- ")
+        if part.startswith("`bench/mint_cost.py`") and re.search(r"\b\d\.\d\d\b", part)
+    ]
+    assert quoting, "the README quotes no mint_cost figure at all"
+    for bullet in quoting:
+        ratios = set(re.findall(r"\b\d\.\d\d\b", bullet))
+        assert len(ratios) >= 3 and "runs" in bullet and "instructions.py" in bullet, bullet
