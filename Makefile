@@ -1,8 +1,9 @@
 # Two commands set everything up on a fresh machine: `make run` and `make test`.
 PYTHON ?= python3
-# `make run PORT=8001 HOST=0.0.0.0`: where the demo listens.
-PORT ?= 8000
-HOST ?= 127.0.0.1
+# `make run PORT=8001 HOST=0.0.0.0`: where the demo listens. Plain `=`, not `?=`:
+# shells and platforms often export HOST or PORT, and the demo must not follow them.
+PORT = 8000
+HOST = 127.0.0.1
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed

@@ -440,8 +440,8 @@ def test_readme_quick_start_is_first_and_names_exactly_the_makefiles_two_command
 
 
 def makefile_variables(text: str) -> dict[str, str]:
-    """`NAME ?= value` defaults (the ones `make run PORT=8001` overrides)."""
-    return dict(re.findall(r"^([A-Z_]+) \?= (.+)$", text, re.M))
+    """`NAME = value` and `NAME ?= value` defaults (`make run PORT=8001` overrides them)."""
+    return dict(re.findall(r"^([A-Z_]+) \??= (.+)$", text, re.M))
 
 
 def test_make_run_starts_the_demo_at_the_address_the_readme_gives() -> None:

@@ -71,6 +71,7 @@ def test_reset_recreates_the_database_and_without_it_the_data_is_kept(tmp_path: 
 def _make_run(instance: Path, *variables: str) -> subprocess.Popen[str]:
     env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
     env[INSTANCE_ENV] = str(instance)
+    env["HOST"], env["PORT"] = "example.invalid", "1"  # exported by some shells: ignored
     return subprocess.Popen(
         ["make", "--no-print-directory", "-C", str(REPO), "run", *variables],
         env=env,
