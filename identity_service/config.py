@@ -119,15 +119,16 @@ def read_config(
     return ConfigText(source, data, base)
 
 
-def default_instance_folder() -> Path:
+def default_instance_folder(package_dir: Path | None = None) -> Path:
     """Where the instance folder is when $IDENTITY_SERVICE_INSTANCE is not set.
 
     Flask's rule, so it never depends on the directory a command runs from: in a
     source checkout (the package beside its pyproject.toml, as `make` installs
     it) `<checkout>/instance`; in an installed package
-    `<sys.prefix>/var/identity_service-instance`.
+    `<sys.prefix>/var/identity_service-instance`. `package_dir` is this
+    package's folder (tests name another).
     """
-    package_parent = Path(__file__).resolve().parent.parent
+    package_parent = (package_dir or Path(__file__).resolve().parent).parent
     if (package_parent / "pyproject.toml").is_file():
         return package_parent / "instance"
     return Path(sys.prefix) / "var" / f"{PACKAGE_NAME}-instance"

@@ -10,6 +10,7 @@ the directory a command runs from: a web root stays empty.
 from __future__ import annotations
 
 import os
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -75,6 +76,18 @@ def test_the_instance_folder_does_not_depend_on_the_working_directory(
     # A source checkout (this one, installed editable by make) keeps it beside the package.
     assert here == ROOT / "instance"
     assert instance_folder({INSTANCE_ENV: str(tmp_path / "x")}) == tmp_path / "x"
+
+
+def test_an_installed_package_keeps_its_instance_folder_under_the_environments_prefix(
+    tmp_path: Path,
+) -> None:
+    installed = tmp_path / "site-packages" / "identity_service"
+    installed.mkdir(parents=True)
+    assert default_instance_folder(installed) == Path(sys.prefix) / "var/identity_service-instance"
+    checkout = tmp_path / "checkout"
+    (checkout / "identity_service").mkdir(parents=True)
+    (checkout / "pyproject.toml").write_text("")
+    assert default_instance_folder(checkout / "identity_service") == checkout / "instance"
 
 
 def test_snippet_names_the_secret_file_the_service_uses_not_one_beside_it(
