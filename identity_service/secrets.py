@@ -108,10 +108,10 @@ class SecretSource:
                 data = self._read_env(os.environ if environ is None else environ)
             else:
                 path = Path(self.reference)
-                if self.kind == "dev" and ensure_dev_secret(path):
+                if self.kind == "dev" and not path.exists():
                     # Created by the first reader that needs it (the service), never by
                     # loading the configuration, so read-only commands leave no files.
-                    log.warning("generated a new development secret in %s (mode 0600)", path)
+                    self._generate(path)
                 try:
                     stamp = _stamp(path)
                     data = read_secret_file(path)
@@ -131,6 +131,17 @@ class SecretSource:
         finally:
             if stamp is not None:
                 self._stamp = stamp
+
+    def _generate(self, path: Path) -> None:
+        try:
+            created = ensure_dev_secret(path)
+        except OSError as exc:
+            raise SecretUnavailableError(
+                f"{self.what}: cannot generate the development secret {path} ({exc.strerror}); "
+                "make the instance folder writable or set IDENTITY_SERVICE_INSTANCE"
+            ) from None
+        if created:
+            log.warning("generated a new development secret in %s (mode 0600)", path)
 
     def _read_env(self, environ: Mapping[str, str]) -> bytes:
         value = environ.get(self.reference)

@@ -26,6 +26,7 @@ from identity_service.config import (
     instance_folder,
     load_settings,
 )
+from identity_service.errors import SecretUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_URL = "http://127.0.0.1:8000/v1/messenger/token"
@@ -179,3 +180,11 @@ def test_lint_frontend_reports_an_unreadable_configuration_as_other_commands_do(
     checked = run(["check-config"], {CONFIG_ENV: str(missing)})
     assert linted.exit_code == checked.exit_code == 2
     assert f"error: {missing}" in linted.stderr and f"error: {missing}" in checked.stderr
+
+
+def test_an_instance_folder_that_cannot_be_written_is_a_clear_secret_error(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the instance folder should be")
+    settings = load_settings(None, {INSTANCE_ENV: str(blocked)})
+    with pytest.raises(SecretUnavailableError, match="cannot generate the development secret"):
+        settings.workspace(None).secret.get()
