@@ -188,3 +188,12 @@ def test_an_instance_folder_that_cannot_be_written_is_a_clear_secret_error(tmp_p
     settings = load_settings(None, {INSTANCE_ENV: str(blocked)})
     with pytest.raises(SecretUnavailableError, match="cannot generate the development secret"):
         settings.workspace(None).secret.get()
+
+
+def test_check_config_says_a_development_secret_is_not_generated_yet(tmp_path: Path) -> None:
+    instance = tmp_path / "instance"
+    before = run(["check-config"], {INSTANCE_ENV: str(instance)})
+    load_settings(None, {INSTANCE_ENV: str(instance)}).workspace(None).secret.get()
+    after = run(["check-config"], {INSTANCE_ENV: str(instance)})
+    assert "not generated yet" in before.output
+    assert "not generated yet" not in after.output
