@@ -1,5 +1,9 @@
 # Two commands set everything up on a fresh machine: `make run` and `make test`.
 PYTHON ?= python3
+# `make run PORT=8001 HOST=0.0.0.0`: where the demo listens. Plain `=`, not `?=`:
+# shells and platforms often export HOST or PORT, and the demo must not follow them.
+PORT = 8000
+HOST = 127.0.0.1
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -14,7 +18,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/identity-service demo
+	$(BIN)/identity-service demo --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check identity_service tests bench wsgi.py

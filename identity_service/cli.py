@@ -8,6 +8,7 @@ import os
 import sys
 import time
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import click
@@ -18,6 +19,7 @@ from identity_service.cli_errors import fail_clearly
 from identity_service.cli_options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
 from identity_service.errors import ConfigError, ConfigProblem
+from identity_service.secrets import SecretSource
 from identity_service.settings import Settings, WorkspaceSettings
 from identity_service.snippet import admin_checklist
 from identity_service.tokens import ALGORITHM, mint
@@ -65,6 +67,13 @@ def main() -> None:
     """Mint signed Intercom Messenger tokens for a product's logged-in users."""
 
 
+def _not_yet(source: SecretSource) -> str:
+    # check-config only reads: a development secret appears when the service first needs it.
+    if source.kind == "dev" and not Path(source.reference).exists():
+        return " (not generated yet: the service creates it on first use)"
+    return ""
+
+
 def describe_workspace(workspace: WorkspaceSettings, default: bool) -> list[str]:
     """A readable summary of one workspace for check-config."""
     where = workspace.region or "custom api_base"
@@ -72,7 +81,7 @@ def describe_workspace(workspace: WorkspaceSettings, default: bool) -> list[str]
         f"workspace {workspace.key}{' (default)' if default else ''}",
         f"  app_id:          {workspace.app_id}",
         f"  region:          {where} -> {workspace.api_base}",
-        f"  secret:          {workspace.secret.describe()}",
+        f"  secret:          {workspace.secret.describe()}{_not_yet(workspace.secret)}",
         f"  token lifetime:  {workspace.token_lifetime} s",
         f"  invalid values:  {workspace.on_invalid}",
         f"  authentication:  {', '.join(a.method for a in workspace.auth) or 'none'}",

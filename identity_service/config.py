@@ -12,9 +12,11 @@ import difflib
 import logging
 import os
 import re
+import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
@@ -23,7 +25,7 @@ from urllib.parse import urlsplit
 from identity_service import naming
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.ratelimit import parse_limit
-from identity_service.secrets import DEV_SECRET_BANNER, SecretSource, ensure_dev_secret
+from identity_service.secrets import DEV_SECRET_BANNER, SecretSource
 from identity_service.settings import (
     REGIONS,
     STANDARD_ATTRIBUTES,
@@ -62,9 +64,13 @@ T = TypeVar("T")
 _MISSING = object()
 
 
+BUNDLED_SOURCE = "<bundled example.toml>"
+PACKAGE_NAME = "identity_service"
+
+
 def bundled_config_text() -> str:
     """The example configuration shipped inside the package."""
-    return resources.files("identity_service").joinpath("example.toml").read_text("utf-8")
+    return resources.files(PACKAGE_NAME).joinpath("example.toml").read_text("utf-8")
 
 
 def config_source(path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> str | None:
@@ -74,15 +80,26 @@ def config_source(path: str | os.PathLike[str] | None, environ: Mapping[str, str
     return environ.get(CONFIG_ENV) or None
 
 
-def load_settings(
-    path: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-) -> Settings:
-    """Read, validate and freeze the configuration, or raise ConfigError listing every problem."""
-    env = os.environ if environ is None else environ
-    chosen = config_source(path, env)
+@dataclass(frozen=True)
+class ConfigText:
+    """The configuration every command reads: its name for messages, its TOML, its folder."""
+
+    source: str
+    data: Mapping[str, Any]
+    base: Path  # relative paths in the file are relative to this folder
+
+
+def read_config(
+    path: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> ConfigText:
+    """Find and parse the configuration, the one way every command does (no secret is read).
+
+    `--config`, else $IDENTITY_SERVICE_CONFIG, else the bundled example; an
+    unreadable or invalid file is a ConfigError naming it.
+    """
+    chosen = config_source(path, os.environ if environ is None else environ)
     if chosen is None:
-        source, text, base = "<bundled example.toml>", bundled_config_text(), Path.cwd()
+        source, text, base = BUNDLED_SOURCE, bundled_config_text(), Path.cwd()
     else:
         source, base = chosen, Path(chosen).resolve().parent
         try:
@@ -99,8 +116,39 @@ def load_settings(
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [ConfigProblem("<toml>", f"not valid TOML: {exc}")]) from None
-    instance = Path(env.get(INSTANCE_ENV) or "instance")
-    return _Loader(source, base, instance, env).settings(data)
+    return ConfigText(source, data, base)
+
+
+def default_instance_folder(package_dir: Path | None = None) -> Path:
+    """Where the instance folder is when $IDENTITY_SERVICE_INSTANCE is not set.
+
+    Flask's rule, so it never depends on the directory a command runs from: in a
+    source checkout (the package beside its pyproject.toml, as `make` installs
+    it) `<checkout>/instance`; in an installed package
+    `<sys.prefix>/var/identity_service-instance`. `package_dir` is this
+    package's folder (tests name another).
+    """
+    package_parent = (package_dir or Path(__file__).resolve().parent).parent
+    if (package_parent / "pyproject.toml").is_file():
+        return package_parent / "instance"
+    return Path(sys.prefix) / "var" / f"{PACKAGE_NAME}-instance"
+
+
+def instance_folder(environ: Mapping[str, str] | None = None) -> Path:
+    """The instance folder (development secrets, the demo database): one rule for every command."""
+    env = os.environ if environ is None else environ
+    configured = env.get(INSTANCE_ENV)
+    return Path(configured).expanduser().resolve() if configured else default_instance_folder()
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read, validate and freeze the configuration, or raise ConfigError listing every problem."""
+    env = os.environ if environ is None else environ
+    config = read_config(path, env)
+    return _Loader(config.source, config.base, instance_folder(env), env).settings(config.data)
 
 
 class _Loader:
@@ -223,11 +271,12 @@ class _Loader:
                 return None
             slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here()).strip("-")
             path = self.instance / f"dev-{slug}.secret"
-            created = ensure_dev_secret(path)
             log.warning(DEV_SECRET_BANNER.format(what=what, path=path))
-            if created:
-                log.warning("generated a new development secret in %s (mode 0600)", path)
-            source = SecretSource("dev", str(path.resolve()), what, min_bytes)
+            source = SecretSource("dev", str(path), what, min_bytes)
+            if not path.exists():
+                # Reading the configuration never writes: the service generates this
+                # file when it first needs the secret (SecretSource.load).
+                return source
         else:
             ref = self.get(table, key, str, "")
             if not ref:

@@ -16,7 +16,6 @@ from identity_service.cli_errors import fail_clearly
 from identity_service.cli_options import config_option
 from identity_service.config import load_settings
 from identity_service.lint_frontend import (
-    ALWAYS_PROTECTED,
     protected_keys_from_config,
     scan_paths,
 )
@@ -131,13 +130,7 @@ def _origin(url: str) -> str:
 
 @click.command("lint-frontend")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, exists=True),
-    default=None,
-    help="Read the signed attribute names from this configuration (no secret is needed).",
-)
+@config_option
 @click.option("--workspace", default=None, help="Only this workspace (default: every workspace).")
 @click.option("--protect", "extra", multiple=True, help="Another key to treat as protected.")
 def lint_frontend_command(
@@ -150,12 +143,12 @@ def lint_frontend_command(
     that set user_id, email, user_hash or a signed attribute. Exit 1 with
     file:line:column per finding; add `lint-frontend: ignore` on a line to accept it.
     """
+    # The configuration is found as every command finds it; no secret is read.
+    with fail_clearly(config_errors=(ValueError,)):
+        keys = protected_keys_from_config(config_path, workspace)
     try:
-        keys = (
-            protected_keys_from_config(config_path, workspace) if config_path else ALWAYS_PROTECTED
-        )
         findings = scan_paths(paths, (*keys, *extra))
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     protected = ", ".join(dict.fromkeys((*keys, *extra)))

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import os
 import re
-import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+
+from identity_service.config import read_config
 
 ALWAYS_PROTECTED = ("user_id", "email", "user_hash")
 SCRIPT_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx"})
@@ -412,21 +413,25 @@ def scan_paths(paths: Iterable[str | os.PathLike[str]], protected: Iterable[str]
 
 
 def protected_keys_from_config(
-    path: str | os.PathLike[str], workspace: str | None
+    path: str | os.PathLike[str] | None,
+    workspace: str | None,
+    environ: Mapping[str, str] | None = None,
 ) -> tuple[str, ...]:
-    """Protected keys named by a configuration file, read without loading any secret.
+    """Protected keys named by the configuration, read without loading any secret.
 
-    CI of a product team has the configuration but not the Messenger secret, so
-    this reads only attribute names: of `workspace`, or of every workspace.
+    The configuration is found as every command finds it (`read_config`:
+    `path`, else $IDENTITY_SERVICE_CONFIG, else the bundled example). CI of a
+    product team has the configuration but not the Messenger secret, so this
+    reads only attribute names: of `workspace`, or of every workspace.
     """
-    with open(path, "rb") as handle:
-        data = tomllib.load(handle)
-    workspaces = data.get("workspaces") or {}
+    config = read_config(path, environ)
+    source = config.source
+    workspaces = config.data.get("workspaces") or {}
     if not isinstance(workspaces, dict):
-        raise ValueError(f"{path}: [workspaces] must be a table")
+        raise ValueError(f"{source}: [workspaces] must be a table")
     if workspace is not None:
         if workspace not in workspaces:
-            raise ValueError(f"{path}: no workspace named {workspace!r} ({sorted(workspaces)})")
+            raise ValueError(f"{source}: no workspace named {workspace!r} ({sorted(workspaces)})")
         chosen = [workspaces[workspace]]
     else:
         chosen = list(workspaces.values())

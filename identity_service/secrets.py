@@ -14,7 +14,7 @@ import os
 import secrets as stdlib_secrets
 import tempfile
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -30,6 +30,10 @@ DEV_SECRET_BANNER = (
     "It protects nothing in production; configure secret_env or secret_file."
 )
 
+# How to make a strong secret, for messages: a command that exists where the
+# service runs (`python` may not be on PATH; openssl is), printing 64 characters.
+GENERATE_SECRET = "openssl rand -base64 48"
+
 SecretKind = Literal["env", "file", "dev"]
 
 
@@ -44,10 +48,11 @@ def read_secret_file(path: Path) -> bytes:
     return raw[:-1] if raw.endswith(b"\n") else raw
 
 
-def ensure_dev_secret(path: Path) -> bool:
+def ensure_dev_secret(path: Path, generate: Callable[[], bytes] | None = None) -> bool:
     """Create a random development secret at `path` (mode 0600) unless it exists.
 
-    Returns True when it was created now.
+    `generate` makes the content (default: 48 random URL-safe bytes; the demo's
+    identity provider makes a private key). Returns True when it was created now.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     # mkstemp opens with O_EXCL and mode 0600. The secret is written there first and
@@ -56,8 +61,8 @@ def ensure_dev_secret(path: Path) -> bool:
     # read the file while it is still empty.
     fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w") as handle:
-            handle.write(stdlib_secrets.token_urlsafe(48))
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(generate() if generate else stdlib_secrets.token_urlsafe(48).encode())
         try:
             os.link(temporary, path)
         except FileExistsError:
@@ -103,6 +108,10 @@ class SecretSource:
                 data = self._read_env(os.environ if environ is None else environ)
             else:
                 path = Path(self.reference)
+                if self.kind == "dev" and not path.exists():
+                    # Created by the first reader that needs it (the service), never by
+                    # loading the configuration, so read-only commands leave no files.
+                    self._generate(path)
                 try:
                     stamp = _stamp(path)
                     data = read_secret_file(path)
@@ -115,13 +124,24 @@ class SecretSource:
                 raise SecretUnavailableError(
                     f"{self.what}: the secret from {self.describe()} is {len(data)} bytes; "
                     f"at least {self.min_bytes} are required (generate one with "
-                    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`)"
+                    f"`{GENERATE_SECRET}`)"
                 )
             self._value = data
             return data
         finally:
             if stamp is not None:
                 self._stamp = stamp
+
+    def _generate(self, path: Path) -> None:
+        try:
+            created = ensure_dev_secret(path)
+        except OSError as exc:
+            raise SecretUnavailableError(
+                f"{self.what}: cannot generate the development secret {path} ({exc.strerror}); "
+                "make the instance folder writable or set IDENTITY_SERVICE_INSTANCE"
+            ) from None
+        if created:
+            log.warning("generated a new development secret in %s (mode 0600)", path)
 
     def _read_env(self, environ: Mapping[str, str]) -> bytes:
         value = environ.get(self.reference)

@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 from identity_service.config import IDP_ALGORITHMS
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
+    MESSENGER_SECURITY_SETTINGS,
     BearerAuthSettings,
     ProfileSettings,
     ServiceSettings,
@@ -228,7 +229,7 @@ def _workspace(ws: WorkspaceSettings) -> Iterator[Finding]:
         "intercom-enforce-security",
         "info",
         base,
-        f'in Intercom app {ws.app_id}, Settings > Messenger > Security: "Enforce messenger '
+        f'in Intercom app {ws.app_id}, {MESSENGER_SECURITY_SETTINGS}: "Enforce messenger '
         'security" must be on, or unsigned updates are still accepted (this service cannot '
         "check it)",
     )

@@ -25,6 +25,9 @@ REGIONS: Mapping[str, str] = {
     "au": "https://api-iam.au.intercom.io",
 }
 WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
+# Where an Intercom admin finds the Messenger API secret and "Enforce messenger security"
+# (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
+MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
 
 
 @dataclass(frozen=True)

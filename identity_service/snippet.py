@@ -25,7 +25,12 @@ from urllib.parse import urlsplit
 from markupsafe import Markup
 
 from identity_service.auth import Identity
-from identity_service.settings import WIDGET_URL, Settings, WorkspaceSettings
+from identity_service.settings import (
+    MESSENGER_SECURITY_SETTINGS,
+    WIDGET_URL,
+    Settings,
+    WorkspaceSettings,
+)
 from identity_service.tokens import MintedToken
 
 SCRIPT_NAME = "messenger.js"
@@ -397,7 +402,7 @@ def admin_checklist(workspace: WorkspaceSettings) -> str:
     else:
         lines.append("  [-] 1-2. No custom data attributes are signed: nothing to create or lock.")
     lines.append(
-        '  [ ] 3. Settings > Channels > Messenger > Security: turn on "Enforce messenger '
+        f'  [ ] 3. {MESSENGER_SECURITY_SETTINGS}: turn on "Enforce messenger '
         'security", and put the Messenger API secret shown there in '
         f"{workspace.secret.describe()} (identity_service signs every token with it)."
     )

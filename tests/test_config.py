@@ -467,6 +467,11 @@ def test_the_bundled_example_loads_with_an_empty_environment(
     with caplog.at_level(logging.WARNING):
         settings = load_settings(None, {INSTANCE_ENV: str(instance)})
     assert settings.source == "<bundled example.toml>"
+    assert not instance.exists()  # created by the first use, never by loading
+    for workspace in settings.workspaces.values():
+        workspace.secret.get()
+        for method in workspace.auth:
+            method.secret.get()  # the bundled example has session methods only
     created = sorted(instance.iterdir())
     assert [p.name for p in created] == [
         "dev-workspaces-default-auth-0.secret",

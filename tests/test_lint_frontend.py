@@ -223,7 +223,10 @@ def test_cli_reads_protected_keys_from_the_config(tmp_path: Path) -> None:
     code = tmp_path / "app.js"
     code.write_text("Intercom('update', {teammates: 4});\n")
 
-    without = CliRunner().invoke(_cli(), ["lint-frontend", str(code)])
+    other = tmp_path / "other.toml"
+    other.write_text('[workspaces.main]\napp_id = "a1"\nsecret_env = "UNSET"\n')
+
+    without = CliRunner().invoke(_cli(), ["lint-frontend", "--config", str(other), str(code)])
     with_config = CliRunner().invoke(_cli(), ["lint-frontend", "--config", str(config), str(code)])
 
     assert without.exit_code == 0

@@ -41,5 +41,18 @@ def test_metrics_are_the_sum_of_all_workers(tmp_path: Path) -> None:
             )
             assert minted is not None, text
             assert float(minted.group(1)) == MINTS
+            # As docs/operations.md says: multiprocess mode exports no _created samples.
+            assert "_created" not in text
         pids.update(re.findall(r"Booting worker with pid: (\d+)", server.log()))
         assert len(pids) == 2
+
+
+def test_outside_serve_each_counter_exports_a_created_timestamp(tmp_path: Path) -> None:
+    from identity_service import create_app
+
+    svc = make_service(tmp_path)
+    client = create_app(svc.settings).test_client()
+    bearer = {"Authorization": f"Bearer {svc.idp_token()}"}
+    assert client.post("/v1/messenger/token", headers=bearer).status_code == 200
+    text = client.get("/metrics").get_data(as_text=True)
+    assert re.search(r"^identity_tokens_minted_created\b", text, re.M), text

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import stat
+import subprocess
 import threading
 from pathlib import Path
 
@@ -12,7 +14,12 @@ import pytest
 
 from identity_service import secrets as secrets_module
 from identity_service.errors import SecretUnavailableError
-from identity_service.secrets import SecretSource, ensure_dev_secret
+from identity_service.secrets import (
+    GENERATE_SECRET,
+    MIN_SECRET_BYTES,
+    SecretSource,
+    ensure_dev_secret,
+)
 
 FIRST = "first-secret-0123456789abcdefghijklmnopqrstuvwxyz"
 SECOND = "second-secret-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -243,3 +250,26 @@ def test_a_fix_landing_while_a_bad_rotation_is_refused_is_still_picked_up(
     monkeypatch.setattr(secrets_module, "read_secret_file", read_then_fix)
     assert source.get() == b"A" * 40  # the short file is refused, the old value kept
     assert source.get() == b"B" * 40  # and the fix is not mistaken for the refused file
+
+
+def test_the_hint_for_a_short_secret_is_a_command_that_runs_and_makes_a_long_enough_one(
+    tmp_path: Path,
+) -> None:
+    short = tmp_path / "short.secret"
+    short.write_text("too short")
+    with pytest.raises(SecretUnavailableError) as caught:
+        SecretSource("file", str(short), "test secret").load()
+    hint = re.search(r"generate one with `([^`]+)`", caught.value.detail)
+    assert hint is not None, caught.value.detail
+    assert hint.group(1) == GENERATE_SECRET
+    made = subprocess.run(
+        ["sh", "-c", hint.group(1)],
+        capture_output=True,
+        timeout=30,
+        check=True,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    short.write_bytes(made.stdout)
+    assert len(SecretSource("file", str(short), "test secret").load()) >= MIN_SECRET_BYTES
+    documented = (Path(__file__).resolve().parents[1] / "docs" / "configuration.md").read_text()
+    assert f"`{GENERATE_SECRET}`" in documented

@@ -9,5 +9,6 @@ including what messenger.js strips from insecure client-side updates.
 
 - `database`: schema, seed, argon2 password checks
 - `product`: Pete's Flask app and the one-origin WSGI app (`create_demo_app`)
-- `cli`: the `demo` click command
+- `idp`: the development-only identity provider, so bearer auth can be tried locally
+- `cli`: the `demo` and `demo-token` click commands
 """

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import signal
-from collections.abc import Mapping
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
@@ -14,17 +18,24 @@ import click
 
 from identity_service.cli_errors import fail_clearly
 from identity_service.cli_options import config_option
-from identity_service.config import load_settings
-from identity_service.demo import database
+from identity_service.config import instance_folder, load_settings
+from identity_service.demo import database, idp
 from identity_service.demo.product import (
     STAND_IN_WIDGET_URL,
     DemoSetupError,
     create_demo_app,
     session_auth,
+    shown_path,
 )
 from identity_service.errors import SecretUnavailableError
 from identity_service.secrets import MIN_SECRET_BYTES, SecretSource
-from identity_service.settings import REGIONS, WIDGET_URL, Settings
+from identity_service.settings import (
+    MESSENGER_SECURITY_SETTINGS,
+    REGIONS,
+    WIDGET_URL,
+    BearerAuthSettings,
+    Settings,
+)
 from identity_service.snippet import admin_checklist
 
 APP_ID_ENV = "INTERCOM_APP_ID"
@@ -61,8 +72,7 @@ def intercom_from_environment(settings: Settings, environ: Mapping[str, str]) ->
         secret.load(environ)  # as config.py does for secret_env: this value is the one used
     except SecretUnavailableError as exc:
         raise DemoError(
-            f"{exc.detail}; copy the secret from Intercom's Settings > Channels > Messenger > "
-            "Security"
+            f"{exc.detail}; copy the secret from Intercom's {MESSENGER_SECURITY_SETTINGS}"
         ) from None
     mine = dataclasses.replace(
         workspace, app_id=app_id, region=region, api_base=REGIONS[region], secret=secret
@@ -111,6 +121,7 @@ def banner(
     created: bool,
     real_widget: bool,
     host: str,
+    with_idp: bool = False,
 ) -> list[str]:
     """The startup message: where to click, who to log in as, and which secrets are fake."""
     workspace = settings.workspace(None)
@@ -139,6 +150,17 @@ def banner(
             "would receive",
             f"                     (export {APP_ID_ENV} and {SECRET_ENV} to use your own app)",
         ]
+    if with_idp:
+        lines += [
+            f"  bearer tokens:     DEVELOPMENT-ONLY identity provider: POST {url}"
+            f"{idp.TOKEN_PATH.lstrip('/')}",
+            '                     {"email": ..., "password": ...}, or `identity-service demo-token '
+            "--email ...`",
+            f"                     (key {shown_path(settings.service.instance_path / idp.KEY_FILE)}"
+            f", JWKS {idp.JWKS_PATH}; never served by `identity-service serve`)",
+        ]
+    elif any(isinstance(m, BearerAuthSettings) for m in workspace.auth):
+        lines.append("  bearer tokens:     from your configuration's identity provider")
     if any(s.kind == "dev" for s in (workspace.secret, auth.secret)):
         lines += [
             "",
@@ -151,6 +173,40 @@ def banner(
         ]
     lines += ["  Ctrl+C stops the demo.", RULE]
     return lines
+
+
+@contextmanager
+def listening_socket(host: str, port: int) -> Iterator[socket.socket]:
+    """A socket listening on host:port, or a DemoError naming the port and how to change it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as werkzeug does
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise DemoError(
+                f"port {port} on {host} is already in use (another demo, or another "
+                "program): stop it, or choose another port with "
+                f"`make run PORT={port + 1}` or `identity-service demo --port {port + 1}`"
+            ) from None
+        raise DemoError(
+            f"cannot listen on {host}:{port} ({exc.strerror}); choose another address with "
+            f"`make run HOST=... PORT=...` or `identity-service demo --host ... --port ...`"
+        ) from None
+    with sock:  # werkzeug holds its own duplicate of it
+        yield sock
+
+
+def reachable(host: str) -> str:
+    """An address this process can reach the demo at (a wildcard address is no destination)."""
+    if host in {"", "0.0.0.0"}:  # noqa: S104 (the address listened on, not bound here)
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:
@@ -172,24 +228,24 @@ def run_demo(
 
     settings = load_settings(config_path)
     settings, real = choose_widget(settings, real_widget, os.environ)
-    workspace = settings.workspace(None)
-    session_auth(workspace)  # fail before touching the database
+    session_auth(settings.workspace(None))  # fail before touching the database
     db_file = database.database_path(settings.service.instance_path)
     created = database.prepare(db_file, reset=reset)
     widget_url = WIDGET_URL if real else STAND_IN_WIDGET_URL
-    app = create_demo_app(settings, db_file, widget_url=widget_url)
-    try:
-        server = make_server(host, port, app, threaded=True)
-    except OSError as exc:
-        raise DemoError(
-            f"cannot listen on {host}:{port} ({exc.strerror}); choose another with --port"
-        ) from None
-    shown_host = f"[{host}]" if ":" in host else host
-    url = f"http://{shown_host}:{server.server_port}/"
-    lines = banner(url, settings, db_file, created, real, host)
+    with listening_socket(host, port) as sock:
+        bound = sock.getsockname()[1]
+        shown_host = f"[{host}]" if ":" in host else host
+        url = f"http://{shown_host}:{bound}/"
+        # The service fetches the demo IdP's JWKS from this very server.
+        settings, with_idp = idp.with_demo_idp(settings, f"http://{reachable(host)}:{bound}")
+        app = create_demo_app(settings, db_file, widget_url=widget_url)
+        # werkzeug serves the socket bound here; bound by werkzeug itself, a busy port
+        # would end the process with its generic text instead of this command's.
+        server = make_server(host, bound, app, threaded=True, fd=sock.fileno())
+    lines = banner(url, settings, db_file, created, real, host, with_idp)
     click.secho("\n".join(lines), err=True, fg="yellow", bold=True)
     if real:
-        click.echo(admin_checklist(workspace), err=True)
+        click.echo(admin_checklist(settings.workspace(None)), err=True)
     configure_logging()
     signal.signal(signal.SIGTERM, _stop)
     try:
@@ -223,6 +279,25 @@ def demo(
         run_demo(config_path, host, port, reset, real_widget)
 
 
+@click.command("demo-token")
+@click.option("--email", required=True, help="A demo user's email, e.g. ada@pete.example.")
+def demo_token(email: str) -> None:
+    """Print a bearer token from the demo's development identity provider (DEVELOPMENT ONLY).
+
+    Signed with the demo's key in the instance folder; only `identity-service
+    demo` (`make run`) accepts it. Use it as `Authorization: Bearer <token>`.
+    """
+    users = {user.email: user for user in database.DEMO_USERS}
+    user = users.get(email.strip().lower())
+    with fail_clearly(config_errors=(DemoError,)):
+        if user is None:
+            raise DemoError(f"no demo user {email}: use one of {', '.join(users)}")
+        key = idp.signing_key(instance_folder())
+    click.echo(idp.issue(key, user.id, user.email, user.name, int(time.time())))
+    click.echo(idp.WARNING, err=True)
+
+
 def register(group: click.Group) -> None:
-    """Add the `demo` command to the `identity-service` group."""
+    """Add the `demo` and `demo-token` commands to the `identity-service` group."""
     group.add_command(demo)
+    group.add_command(demo_token)

@@ -12,18 +12,21 @@ from __future__ import annotations
 
 import hmac
 import secrets
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePrivateKey
 from flask import (
     Blueprint,
     Flask,
     Response,
     current_app,
     g,
+    jsonify,
     redirect,
     render_template,
     request,
@@ -37,9 +40,14 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from identity_service import create_app
 from identity_service.auth.session import DIGESTS
-from identity_service.demo import database
+from identity_service.demo import database, idp
 from identity_service.secrets import SecretSource
-from identity_service.settings import SessionAuthSettings, Settings, WorkspaceSettings
+from identity_service.settings import (
+    BearerAuthSettings,
+    SessionAuthSettings,
+    Settings,
+    WorkspaceSettings,
+)
 from identity_service.snippet import (
     SCRIPT_PATH,
     TOKEN_PATH,
@@ -81,6 +89,7 @@ class Demo:
     widget_url: str
     real_widget: bool
     secret_files: Mapping[str, str]
+    idp_key: EllipticCurvePrivateKey | None  # the development IdP's, when the demo uses it
 
 
 def session_auth(workspace: WorkspaceSettings) -> SessionAuthSettings:
@@ -130,10 +139,21 @@ def create_product(settings: Settings, database_file: Path, *, widget_url: str) 
             "Messenger secret": describe_secret(workspace.secret),
             "session key": describe_secret(auth.secret),
         },
+        idp_key=idp.signing_key(settings.service.instance_path)
+        if uses_demo_idp(workspace)
+        else None,
     )
     app.register_blueprint(bp)
     app.jinja_env.globals["csrf_token"] = csrf_token
     return app
+
+
+def uses_demo_idp(workspace: WorkspaceSettings) -> bool:
+    """Whether `identity-service demo` pointed this workspace's bearer method at the demo IdP."""
+    return any(
+        isinstance(method, BearerAuthSettings) and method.issuer == idp.ISSUER
+        for method in workspace.auth
+    )
 
 
 def shown_path(path: Path | str) -> str:
@@ -326,3 +346,57 @@ def logout() -> BaseResponse:
         return Response(CSRF_FAILED, status=400, mimetype="text/plain")
     session.clear()  # Flask then deletes the cookie
     return redirect(url_for(".home"), 303)
+
+
+# -- the development identity provider (DEVELOPMENT ONLY, see idp.py) ---------------------
+
+
+def idp_key() -> EllipticCurvePrivateKey:
+    key = demo().idp_key
+    if key is None:  # the configuration has its own bearer method: no demo IdP
+        raise NotFound()
+    return key
+
+
+@bp.get(idp.JWKS_PATH)
+def idp_jwks() -> Response:
+    """The demo IdP's public key, which the service fetches like any IdP's JWKS."""
+    response = jsonify(idp.jwks(idp_key()))
+    response.headers["Cache-Control"] = "max-age=60"
+    return response
+
+
+def idp_error(status: int, error: str, description: str) -> Response:
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post(idp.TOKEN_PATH)
+def idp_token() -> Response:
+    """A bearer token for a demo user, for JSON `{"email", "password"}` (or the same as a form).
+
+    No cookie is read or set, so there is nothing for a cross-site form to ride on.
+    """
+    key = idp_key()
+    body = request.get_json(silent=True) if request.is_json else request.form.to_dict()
+    if not isinstance(body, dict):
+        return idp_error(400, "invalid_request", 'send {"email": ..., "password": ...}')
+    email, password = body.get("email"), body.get("password")
+    if not isinstance(email, str) or not isinstance(password, str):
+        return idp_error(400, "invalid_request", "email and password must be strings")
+    user = database.authenticate(demo().database, email, password) if email and password else None
+    if user is None:
+        return idp_error(401, "invalid_grant", idp.REFUSED)
+    token = idp.issue(key, user["id"], user["email"], user["name"], int(time.time()))
+    response = jsonify(
+        {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": idp.TOKEN_LIFETIME,
+            "warning": idp.WARNING,
+        }
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sqlite3
 from datetime import datetime
 from pathlib import Path
@@ -166,3 +167,23 @@ def test_the_whole_flow_in_a_browser(demo_server: DemoServer, watched: Watched) 
         if kind in {"error", "pageerror"} and "status of 401" not in text
     ]
     assert errors == []
+
+
+def test_the_frontend_fetch_example_works_in_the_demo_page(
+    demo_server: DemoServer, watched: Watched
+) -> None:
+    """docs/frontend.md's console example, as copied, on the signed-in page (cookie and bearer)."""
+    text = (REPO / "docs" / "frontend.md").read_text("utf-8")
+    found = re.search(r"<!-- first-hour: fetch -->\n```js\n(.*?)^```", text, re.S | re.M)
+    assert found is not None
+    page = watched.page
+    page.goto(demo_server.url)
+    page.fill("input[name=email]", "ada@pete.example")
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation():
+        page.click("#login-form button[type=submit]")
+    # The console runs top-level await; evaluate() needs the block wrapped in a function.
+    answers = page.evaluate(f"async () => {{ {found.group(1)}; return {{byCookie, byBearer}}; }}")
+    for name in ("byCookie", "byBearer"):
+        assert answers[name]["user_id"] == "1001", answers
+        assert verify(demo_server, answers[name]["token"])["plan"] == "pro"

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import socket
 import sqlite3
+import subprocess
+import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+from identity_service.config import INSTANCE_ENV
 from identity_service.demo.database import DEMO_PASSWORD, DEMO_USERS
-from tests.demo.conftest import start_demo
+from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, free_port, start_demo
 
 ADA = DEMO_USERS[0]
 
@@ -59,3 +66,65 @@ def test_reset_recreates_the_database_and_without_it_the_data_is_kept(tmp_path: 
     reset.stop()
     assert plan_of(db, ADA.id) == ADA.plan
     assert "(created now;" in reset.output()
+
+
+def _make_run(instance: Path, *variables: str) -> subprocess.Popen[str]:
+    env = {k: v for k, v in os.environ.items() if k not in FOREIGN_ENV}
+    env[INSTANCE_ENV] = str(instance)
+    env["HOST"], env["PORT"] = "example.invalid", "1"  # exported by some shells: ignored
+    return subprocess.Popen(
+        ["make", "--no-print-directory", "-C", str(REPO), "run", *variables],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def test_make_run_takes_the_port_and_host_to_listen_on(tmp_path: Path) -> None:
+    port = free_port()
+    process = _make_run(tmp_path / "instance", f"PORT={port}", "HOST=127.0.0.1")
+    try:
+        url = f"http://127.0.0.1:{port}/healthz"
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        while True:
+            assert process.poll() is None, process.communicate()[0]
+            try:
+                with urllib.request.urlopen(url, timeout=1) as response:
+                    assert response.status == 200
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                assert time.monotonic() < deadline, "make run PORT=... did not answer"
+                time.sleep(0.1)
+    finally:
+        output = _stop(process)
+    assert f"open http://127.0.0.1:{port}/" in output
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    # make forwards nothing: end the demo (make's only child) by its pid, then make.
+    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
+    pids = children.read_text().split() if children.exists() else []
+    for pid in pids:
+        os.kill(int(pid), signal.SIGTERM)
+    process.terminate()
+    out, _ = process.communicate(timeout=20)
+    return out
+
+
+def test_a_busy_port_names_the_port_and_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        process = _make_run(tmp_path / "instance", f"PORT={port}")
+        try:
+            output, _ = process.communicate(timeout=STARTUP_TIMEOUT)
+        finally:
+            if process.poll() is None:  # it listened somewhere else: stop it, then fail
+                output = _stop(process)
+    assert process.returncode != 0
+    assert f"port {port} on 127.0.0.1 is already in use" in output
+    assert f"make run PORT={port + 1}" in output
+    assert "--port" in output
+    assert "Either identify and stop that program" not in output  # werkzeug's generic text
