@@ -35,6 +35,19 @@ class FakeClock:
         self.now += seconds
 
 
+def fetch_threads() -> list[threading.Thread]:
+    """The JWKS fetch threads running in this process now."""
+    return [t for t in threading.enumerate() if t.name == "jwks-fetch"]
+
+
+def settle() -> None:
+    """Wait (at most 5 s) until no JWKS fetch runs: the background work has landed."""
+    deadline = time.monotonic() + 5
+    for thread in fetch_threads():
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not fetch_threads(), "a JWKS fetch outlived its deadline"
+
+
 class JWKSServer:
     """A JWKS endpoint the tests control; `requests` counts every request it received."""
 
@@ -135,7 +148,8 @@ def _handler_for(server: JWKSServer) -> type[BaseHTTPRequestHandler]:
                 self._finish(body)  # a complete, valid answer once released
             elif mode == "trickle_body":
                 self.send_response(200)
-                self.send_header("Content-Length", str(1 << 20))
+                # Under the size cap: only a deadline stops the download.
+                self.send_header("Content-Length", "4096")
                 self.end_headers()
                 self._drip(b" ")
             else:
