@@ -457,14 +457,20 @@ class RemoteKeySource:
             else:
                 self._failures += 1
                 self._next_attempt = now + self._backoff.delay(self._failures, self._jitter())
+            failures = self._failures
+        # Each worker process fetches for itself; the pid says which one.
+        fields: dict[str, object] = {"jwks_url": self._url, "pid": os.getpid()}
         if keys is not None:
-            log.info("fetched the JWKS from %s: %d usable keys", self._url, len(keys.keys))
+            fields["keys"] = len(keys.keys)
+            log.info("fetched the JWKS from %s", self._url, extra={"fields": fields})
         else:
+            fields["failures"] = failures
             log.warning(
                 "fetching the JWKS from %s failed (%d in a row): %s",
                 self._url,
-                self._failures,
+                failures,
                 error,
+                extra={"fields": fields},
             )
 
 

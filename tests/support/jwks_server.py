@@ -51,7 +51,8 @@ def settle() -> None:
 class JWKSServer:
     """A JWKS endpoint the tests control; `requests` counts every request it received."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """On `port` of 127.0.0.1 (a free one by default; a given one to come back up on)."""
         self.document: Mapping[str, Any] | bytes = {"keys": []}
         self.mode: Mode = "ok"
         self.stall_seconds = 5.0
@@ -59,7 +60,7 @@ class JWKSServer:
         self.paths: list[str] = []
         self._release = threading.Event()
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _Server(("127.0.0.1", port), _handler_for(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
