@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from threading import Thread
 from typing import Any, NoReturn, Protocol
 from urllib.parse import urlsplit
 
@@ -310,12 +311,13 @@ class _Flights:
         flight = self._by_url.get(url)
         if flight is None:
             flight = _Flight(url, time.monotonic() + limits.total)
-            self._by_url[url] = flight
             # Started lazily by the first request that needs keys, so never in a
             # process that forks afterwards (gunicorn builds the app in each worker).
-            threading.Thread(
+            thread = Thread(
                 target=self._run, args=(flight, limits, fetch), name="jwks-fetch", daemon=True
-            ).start()
+            )
+            thread.start()  # RuntimeError when the process cannot start a thread
+            self._by_url[url] = flight
         flight.listeners.append(listener)
         return flight
 
@@ -426,13 +428,35 @@ class RemoteKeySource:
         """The fetch in flight for this source, starting one if it is due; None if none runs."""
         with _FLIGHTS.lock:
             flight = self._flight
-            if flight is None or not flight.running():
-                if self._clock() < self._next_attempt:
-                    return None
+            if flight is not None and flight.running():
+                return flight
+            if self._clock() < self._next_attempt:
+                return None
+            try:
                 flight = self._flight = _FLIGHTS.join(
                     self._url, self._limits, self._fetch, self._absorb
                 )
-            return flight
+            except RuntimeError as exc:  # no thread to fetch on: an attempt that failed
+                failures, error = self._failed(), _describe(exc)
+            else:
+                return flight
+        self._log_failure(failures, error)
+        return None
+
+    def _failed(self) -> int:
+        """Count a failed attempt and schedule the retry; call with _FLIGHTS.lock held."""
+        self._failures += 1
+        self._next_attempt = self._clock() + self._backoff.delay(self._failures, self._jitter())
+        return self._failures
+
+    def _log_failure(self, failures: int, error: str) -> None:
+        log.warning(
+            "fetching the JWKS from %s failed (%d in a row): %s",
+            self._url,
+            failures,
+            error,
+            extra={"fields": {"jwks_url": self._url, "pid": os.getpid(), "failures": failures}},
+        )
 
     def _wait(self, flight: _Flight) -> None:
         """Wait for `flight`, bounded by its deadline, if the IdP is believed healthy."""
@@ -445,33 +469,23 @@ class RemoteKeySource:
         if flight.body is not None:
             try:
                 keys = keyset_from_jwks(load_json_object(flight.body), self._allowed)
-            except ValueError as exc:
+            except Exception as exc:  # any unusable document is a failed attempt, retried later
                 error = _describe(exc)
         with _FLIGHTS.lock:
-            now = self._clock()
-            if keys is not None:
+            if keys is None:
+                failures = self._failed()
+            else:
+                now = self._clock()
                 self._keys, self._fetched_at = keys, now
                 self._failures = 0
                 # The kid-flood guard: after a success, nothing refetches sooner.
                 self._next_attempt = now + self._refetch_interval
-            else:
-                self._failures += 1
-                self._next_attempt = now + self._backoff.delay(self._failures, self._jitter())
-            failures = self._failures
-        # Each worker process fetches for itself; the pid says which one.
-        fields: dict[str, object] = {"jwks_url": self._url, "pid": os.getpid()}
-        if keys is not None:
-            fields["keys"] = len(keys.keys)
-            log.info("fetched the JWKS from %s", self._url, extra={"fields": fields})
+        if keys is None:
+            self._log_failure(failures, error)
         else:
-            fields["failures"] = failures
-            log.warning(
-                "fetching the JWKS from %s failed (%d in a row): %s",
-                self._url,
-                failures,
-                error,
-                extra={"fields": fields},
-            )
+            # Each worker process fetches for itself; the pid says which one.
+            fields = {"jwks_url": self._url, "pid": os.getpid(), "keys": len(keys.keys)}
+            log.info("fetched the JWKS from %s", self._url, extra={"fields": fields})
 
 
 def _describe(exc: Exception) -> str:

@@ -539,6 +539,20 @@ def test_a_connect_that_never_completes_is_cut_at_the_connect_timeout(
     assert time.perf_counter() - started < 1.5
 
 
+def test_a_tls_handshake_that_never_completes_is_cut_at_the_connect_timeout() -> None:
+    """The TCP connection is made (the kernel queues it) but no TLS server ever answers."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        started = time.perf_counter()
+        with pytest.raises(OSError, match="timed out"):
+            fetch_url(
+                f"https://127.0.0.1:{silent.getsockname()[1]}/jwks",
+                FetchLimits(connect=0.2, read=3.0, total=3.0),
+            )
+        assert time.perf_counter() - started < 1.5
+
+
 def test_a_body_over_the_size_cap_is_refused(server: JWKSServer) -> None:
     server.serve_raw(b" " * 2048)
     with pytest.raises(ValueError, match="larger than 1024 bytes"):
@@ -644,6 +658,34 @@ def test_a_forked_child_fetches_for_itself(clock: FakeClock) -> None:
     release_parent.set()
     settle()
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_thread_that_cannot_start_is_a_failed_attempt_not_a_500(
+    server: JWKSServer, clock: FakeClock, idp: SigningKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process at its thread limit: cached keys still serve, a cold source answers 503."""
+
+    class NoThread(threading.Thread):
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    warm, cold = make(server, clock), make(server, clock)
+    login(warm, idp.sign())
+    monkeypatch.setattr(jwks_module, "Thread", NoThread)
+    clock.advance(TTL)
+    assert login(warm, idp.sign()).user_id == "user-42"  # stale-while-revalidate, no refresh
+    with pytest.raises(KeySourceUnavailableError):
+        login(cold, idp.sign())
+    assert cold.ready() is False  # within the backoff: no second attempt
+
+    monkeypatch.undo()
+    clock.advance(RETRY_MAX)
+    assert login(warm, idp.sign()).user_id == "user-42"
+    settle()
+    cold.ready()
+    settle()
+    assert login(cold, idp.sign()).user_id == "user-42"
+    assert server.requests == 3  # the first fetch, then one for each source
 
 
 def test_only_http_urls_are_fetched(clock: FakeClock) -> None:
