@@ -7,7 +7,9 @@ operation gets the smaller of its own timeout and what is left of the total
 deadline, so the whole fetch (TLS handshake, status line, headers, body) ends
 by `total` seconds, whatever the server does. Name resolution is the
 exception: `getaddrinfo` cannot be interrupted, and is bounded by the
-system resolver's own timeout (resolv.conf).
+system resolver's own timeout (resolv.conf). Through an `https_proxy`, the
+proxy's answer to CONNECT is read before the deadline applies, with the
+connect timeout on each read.
 
 Redirects are not followed: the JWKS URL is configured exactly, and a
 redirect must not move trust to another URL.

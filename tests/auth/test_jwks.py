@@ -583,25 +583,15 @@ def test_sources_of_one_url_share_one_fetch(
     server: JWKSServer, clock: FakeClock, idp: SigningKey
 ) -> None:
     """Two workspaces trusting one IdP (or a reloaded app) start one fetch between them."""
-    server.mode = "stall"
-    first, second = make(server, clock, jwks_timeout=2.0), make(server, clock, jwks_timeout=2.0)
-    outcomes: list[str] = []
-
-    def sign_in(authenticator: BearerAuthenticator) -> None:
-        outcomes.append(login(authenticator, idp.sign()).user_id)
-
-    callers = [threading.Thread(target=sign_in, args=(a,)) for a in (first, second)]
-    for caller in callers:
-        caller.start()
-    deadline = time.monotonic() + 2
-    while server.requests == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    time.sleep(0.1)  # both callers are waiting now
+    server.mode = "stall"  # the first fetch stays in flight until released
+    first, second = make(server, clock, jwks_timeout=5.0), make(server, clock, jwks_timeout=5.0)
+    assert first.ready() is False  # starts the fetch (a probe does not wait)
+    assert second.ready() is False  # joins it: the URL's fetch is in flight
     server.mode = "ok"
     server.release()
-    for caller in callers:
-        caller.join(timeout=3)
-    assert outcomes == ["user-42", "user-42"]
+    settle()
+    assert first.ready() is True and second.ready() is True
+    assert login(first, idp.sign()).user_id == login(second, idp.sign()).user_id == "user-42"
     assert server.requests == 1
 
 
