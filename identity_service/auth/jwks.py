@@ -226,7 +226,7 @@ class KeySource(Protocol):
         ...
 
     def ready(self) -> bool:
-        """Whether keys are cached or can be fetched (for /readyz)."""
+        """Whether usable keys are held now (for /readyz); may start a fetch, never waits."""
         ...
 
 
