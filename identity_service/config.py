@@ -16,7 +16,7 @@ import sys
 import tomllib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
@@ -532,8 +532,9 @@ class _Loader:
             item,
             {
                 "method", "issuer", "audience", "algorithms", "jwks_url", "key_file", "leeway",
-                "user_id_claim", "jwks_timeout", "jwks_refetch_interval", "jwks_cache_ttl",
-                "jwks_max_stale", "max_token_bytes",
+                "user_id_claim", "max_token_bytes", "jwks_timeout", "jwks_connect_timeout",
+                "jwks_read_timeout", "jwks_refetch_interval", "jwks_cache_ttl", "jwks_max_stale",
+                "jwks_retry_initial", "jwks_retry_max",
             },
         )  # fmt: skip
         issuer = self.get(item, "issuer", str, "", _non_empty, required=True)
@@ -554,6 +555,7 @@ class _Loader:
         key_file = self.file_path(key_file_raw) if key_file_raw else None
         if key_file is not None and not key_file.is_file():
             self.problem("key_file", f"no such file: {key_file}")
+        timing = self.jwks_timing(item)
         settings = BearerAuthSettings(
             issuer=issuer,
             audience=audience,
@@ -562,21 +564,28 @@ class _Loader:
             key_file=key_file,
             leeway=self.get(item, "leeway", int, 30, _between(0, MAX_LEEWAY, "seconds")),
             user_id_claim=self.get(item, "user_id_claim", str, "sub", _non_empty),
-            jwks_timeout=self.get(item, "jwks_timeout", float, 3.0, _between(0.1, 10, "seconds")),
-            jwks_refetch_interval=self.get(
-                item, "jwks_refetch_interval", float, 30.0, _between(1, 3600, "seconds")
-            ),
-            jwks_cache_ttl=self.get(
-                item, "jwks_cache_ttl", float, 600.0, _between(10, 86400, "seconds")
-            ),
-            jwks_max_stale=self.get(
-                item, "jwks_max_stale", float, 86400.0, _between(0, 7 * 86400, "seconds")
-            ),
+            jwks_timeout=timing["jwks_timeout"],
+            jwks_connect_timeout=timing["jwks_connect_timeout"],
+            jwks_read_timeout=timing["jwks_read_timeout"],
+            jwks_refetch_interval=timing["jwks_refetch_interval"],
+            jwks_cache_ttl=timing["jwks_cache_ttl"],
+            jwks_max_stale=timing["jwks_max_stale"],
+            jwks_retry_initial=timing["jwks_retry_initial"],
+            jwks_retry_max=timing["jwks_retry_max"],
             max_token_bytes=self.get(
                 item, "max_token_bytes", int, 8192, _between(512, 65536, "bytes")
             ),
         )
         return settings
+
+    def jwks_timing(self, item: Mapping[str, Any]) -> dict[str, float]:
+        """The JWKS deadlines, cache and retry keys; their defaults are BearerAuthSettings'."""
+        # The connect and read timeouts are capped by jwks_timeout, and a retry
+        # by jwks_retry_max, where they apply: setting one key alone stays valid.
+        return {
+            key: self.get(item, key, float, _BEARER_DEFAULTS[key], _between(low, high, "seconds"))
+            for key, (low, high) in _JWKS_TIMING_BOUNDS.items()
+        }
 
     def session(self, item: Mapping[str, Any]) -> SessionAuthSettings | None:
         self.only_keys(
@@ -674,6 +683,20 @@ def _kind_name(kind: type) -> str:
     return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
         kind, kind.__name__
     )
+
+
+_BEARER_DEFAULTS: Mapping[str, Any] = {f.name: f.default for f in fields(BearerAuthSettings)}
+# Seconds, (lowest, highest) accepted.
+_JWKS_TIMING_BOUNDS: Mapping[str, tuple[float, float]] = {
+    "jwks_timeout": (0.1, 10),
+    "jwks_connect_timeout": (0.05, 10),
+    "jwks_read_timeout": (0.05, 10),
+    "jwks_refetch_interval": (1, 3600),
+    "jwks_cache_ttl": (1, 86400),
+    "jwks_max_stale": (0, 7 * 86400),
+    "jwks_retry_initial": (0.05, 60),
+    "jwks_retry_max": (0.05, 300),
+}
 
 
 def _between(low: float, high: float, unit: str) -> Callable[[Any], str | None]:

@@ -65,10 +65,14 @@ class BearerAuthSettings:
     key_file: Path | None = None
     leeway: int = 30
     user_id_claim: str = "sub"
-    jwks_timeout: float = 3.0
-    jwks_refetch_interval: float = 30.0  # unknown kid: refetch at most once per this many s
+    jwks_timeout: float = 3.0  # the total deadline of one JWKS fetch
+    jwks_connect_timeout: float = 1.0
+    jwks_read_timeout: float = 1.0  # the longest silence between two reads
+    jwks_refetch_interval: float = 30.0  # after a successful fetch, none sooner than this
     jwks_cache_ttl: float = 600.0
     jwks_max_stale: float = 86400.0  # keep using cached keys this long while the IdP is down
+    jwks_retry_initial: float = 0.5  # after a failed fetch; doubles per failure, with jitter
+    jwks_retry_max: float = 5.0
     max_token_bytes: int = 8192
     method: Literal["bearer"] = "bearer"
 

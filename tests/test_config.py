@@ -11,7 +11,7 @@ import pytest
 
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings
 from identity_service.errors import ConfigError
-from identity_service.settings import REGIONS
+from identity_service.settings import REGIONS, BearerAuthSettings
 from tests.conftest import MESSENGER_SECRET, MESSENGER_SECRET_ENV, WriteConfig
 
 ENV = MESSENGER_SECRET_ENV
@@ -190,6 +190,16 @@ BROKEN: list[Any] = [
         {}, {}, "workspaces.eu.auth[0].algorithms",
         "'HS256' is not allowed; use asymmetric algorithms only",
         id="hs256-bearer-algorithm",
+    ),
+    pytest.param(
+        workspace() + BEARER_AUTH + 'algorithms = ["RS256"]\njwks_retry_max = 0\n',
+        {}, {}, "workspaces.eu.auth[0].jwks_retry_max", "between 0.05 and 300 seconds, got 0",
+        id="jwks-retry-max-0",
+    ),
+    pytest.param(
+        workspace() + BEARER_AUTH + 'algorithms = ["RS256"]\njwks_read_timeout = 20\n',
+        {}, {}, "workspaces.eu.auth[0].jwks_read_timeout", "between 0.05 and 10 seconds, got 20",
+        id="jwks-read-timeout-20",
     ),
     pytest.param(
         workspace() + BEARER_AUTH.replace('issuer = "https://idp.example/"\n', "")
@@ -419,6 +429,25 @@ def test_defaults_and_the_secret_from_the_environment(
     assert [(a.name, a.type) for a in ws.attributes] == [("plan", "string"), ("paid_at", "date")]
     assert ws.secret.kind == "env"
     assert ws.secret.get() == MESSENGER_SECRET.encode()
+
+
+def test_jwks_timings_default_to_the_settings_and_can_each_be_set_alone(
+    write_config: WriteConfig, environ: dict[str, str]
+) -> None:
+    bearer = workspace() + BEARER_AUTH + 'algorithms = ["RS256"]\n'
+    (method,) = load_settings(write_config(bearer), environ).workspace(None).auth
+    assert isinstance(method, BearerAuthSettings)
+    defaults = BearerAuthSettings(issuer="i", audience=("a",), algorithms=("RS256",))
+    timings = [k for k in vars(defaults) if k.startswith("jwks_") and k != "jwks_url"]
+    assert len(timings) == 8
+    assert {k: getattr(method, k) for k in timings} == {k: getattr(defaults, k) for k in timings}
+
+    # A key below another's default is valid alone: the fetch caps one by the other.
+    text = bearer + "jwks_timeout = 0.5\njwks_retry_max = 0.1\njwks_cache_ttl = 1\n"
+    (method,) = load_settings(write_config(text), environ).workspace(None).auth
+    assert isinstance(method, BearerAuthSettings)
+    assert (method.jwks_timeout, method.jwks_retry_max, method.jwks_cache_ttl) == (0.5, 0.1, 1.0)
+    assert method.jwks_connect_timeout == defaults.jwks_connect_timeout
 
 
 @pytest.mark.parametrize("lifetime", [60, 86400])

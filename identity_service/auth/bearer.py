@@ -99,7 +99,7 @@ class BearerAuthenticator:
         return Identity(user_id=user_id, method="bearer", claims=claims)
 
     def ready(self) -> bool:
-        """Whether signing keys are cached or can be fetched (for /readyz)."""
+        """Whether usable signing keys are held now (for /readyz); never waits for the IdP."""
         return self._keys.ready()
 
     # -- steps ----------------------------------------------------------------------

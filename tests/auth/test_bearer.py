@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from identity_service.auth import Identity, RequestView, authenticate
 from identity_service.auth.bearer import BearerAuthenticator, _b64decode
 from identity_service.errors import AuthenticationError
-from tests.support.jwks_server import FakeClock, JWKSServer
+from tests.support.jwks_server import FakeClock, JWKSServer, settle
 from tests.support.keys import (
     AUDIENCE,
     NOW,
@@ -344,11 +344,12 @@ def test_unsafe_settings_are_refused_at_construction(overrides: dict[str, Any]) 
         BearerAuthenticator(settings)
 
 
-def test_ready_fetches_keys_when_none_are_cached(
+def test_ready_starts_a_fetch_when_no_keys_are_cached_and_does_not_wait(
     server: JWKSServer, bearer: BearerAuthenticator
 ) -> None:
     assert server.requests == 0
-    assert bearer.ready() is True
+    assert bearer.ready() is False  # a probe never waits for the IdP
+    settle()
     assert server.requests == 1
     assert bearer.ready() is True
     assert server.requests == 1

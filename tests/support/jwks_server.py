@@ -35,10 +35,24 @@ class FakeClock:
         self.now += seconds
 
 
+def fetch_threads() -> list[threading.Thread]:
+    """The JWKS fetch threads running in this process now."""
+    return [t for t in threading.enumerate() if t.name == "jwks-fetch"]
+
+
+def settle() -> None:
+    """Wait (at most 5 s) until no JWKS fetch runs: the background work has landed."""
+    deadline = time.monotonic() + 5
+    for thread in fetch_threads():
+        thread.join(timeout=max(0.0, deadline - time.monotonic()))
+    assert not fetch_threads(), "a JWKS fetch outlived its deadline"
+
+
 class JWKSServer:
     """A JWKS endpoint the tests control; `requests` counts every request it received."""
 
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
+        """On `port` of 127.0.0.1 (a free one by default; a given one to come back up on)."""
         self.document: Mapping[str, Any] | bytes = {"keys": []}
         self.mode: Mode = "ok"
         self.stall_seconds = 5.0
@@ -46,7 +60,7 @@ class JWKSServer:
         self.paths: list[str] = []
         self._release = threading.Event()
         self._lock = threading.Lock()
-        self._httpd = _Server(("127.0.0.1", 0), _handler_for(self))
+        self._httpd = _Server(("127.0.0.1", port), _handler_for(self))
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
         )
@@ -135,7 +149,8 @@ def _handler_for(server: JWKSServer) -> type[BaseHTTPRequestHandler]:
                 self._finish(body)  # a complete, valid answer once released
             elif mode == "trickle_body":
                 self.send_response(200)
-                self.send_header("Content-Length", str(1 << 20))
+                # Under the size cap: only a deadline stops the download.
+                self.send_header("Content-Length", "4096")
                 self.end_headers()
                 self._drip(b" ")
             else:
