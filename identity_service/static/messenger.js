@@ -716,6 +716,7 @@
     var options = this.options;
     var headers = { Accept: "application/json", "Content-Type": "application/json" };
     var access = typeof options.getAccessToken === "function" ? options.getAccessToken : null;
+    var sent = false; // false while getAccessToken() runs: its failure is not the network's
     // In an executor, so that a getAccessToken() that throws synchronously becomes
     // a rejection (retried below) instead of escaping startMessenger().
     return new Promise(function (resolve) {
@@ -725,6 +726,7 @@
         if (accessToken) {
           headers.Authorization = "Bearer " + accessToken;
         }
+        sent = true;
         return root.fetch(options.tokenUrl, {
           method: "POST",
           headers: headers,
@@ -763,11 +765,59 @@
           if (error && error.name === "TokenError") {
             throw error;
           }
-          // Network failure, CORS refusal, or getAccessToken() threw: may pass.
-          throw TokenError("token request failed: " + (error && error.message), 0, true);
+          var message = "token request failed: " + (error && error.message);
+          if (!sent) {
+            throw TokenError(message, 0, true); // getAccessToken() failed: may pass
+          }
+          return diagnose(options.tokenUrl).then(function (answered) {
+            if (!answered) {
+              throw TokenError(message + " (" + options.tokenUrl + " could not be reached)", 0, true);
+            }
+            var origin = pageOrigin();
+            var cors = TokenError(
+              "the browser refused to let this page (" + origin + ") read the answer of " +
+                options.tokenUrl + ", though the service answered: the likely cause is CORS, this " +
+                'origin is not allowed. Add "' + origin + '" to service.cors_origins (and, for ' +
+                "cookie authentication, to the workspace's auth allowed_origins). A redirect " +
+                "from the token URL fails the same way.",
+              0,
+              true
+            );
+            cors.cors = true;
+            throw cors;
+          });
         }
       );
   };
+
+  function pageOrigin() {
+    try {
+      return root.location.origin;
+    } catch (error) {
+      return "this page's origin";
+    }
+  }
+
+  // A fetch refused by CORS and one that never reached the server fail alike (a
+  // TypeError). A no-cors request tells them apart as well as a page can: the
+  // browser hands back an opaque answer when the server answered at all. HEAD, with
+  // no credentials and no body: the endpoint refuses it (405) without minting.
+  function diagnose(url) {
+    try {
+      return root
+        .fetch(url, { method: "HEAD", mode: "no-cors", credentials: "omit", cache: "no-store" })
+        .then(
+          function () {
+            return true;
+          },
+          function () {
+            return false;
+          }
+        );
+    } catch (error) {
+      return Promise.resolve(false);
+    }
+  }
 
   Messenger.prototype.delay = function (attempt, hint) {
     var retry = this.options.retry || {};
@@ -794,12 +844,19 @@
       return this.fetching;
     }
     var attempt = 0;
+    var refused = 0;
     function tryOnce() {
       if (self.stopped) {
         return Promise.reject(TokenError("stopped", 0, false));
       }
       return self.requestOnce().catch(function (error) {
         attempt += 1;
+        if (error.cors) {
+          // Retried once, in case the network rather than CORS failed the first
+          // time; a second refusal cannot pass by waiting, so it is final.
+          refused += 1;
+          error.retryable = refused < 2;
+        }
         if (!error.retryable || attempt >= attempts || self.stopped) {
           throw error;
         }
