@@ -26,6 +26,10 @@ LEGACY_SETTINGS = (
     " custom_attributes: {tier: 2, teammates: 99}};</script>"
 )
 LEGACY_INTERCOM = "<script>var Intercom;</script>"
+FROZEN_LEGACY_SETTINGS = (
+    "<script>var intercomSettings = Object.freeze({color: 'red', user_id: 'mallory',"
+    " plan: 'gold', custom_attributes: Object.freeze({tier: 2, teammates: 99})});</script>"
+)
 
 
 def start(
@@ -65,7 +69,11 @@ def refresh_twice(stack: Stack, browsing: Browsing, first: str) -> list[str]:
     return tokens
 
 
-@pytest.mark.parametrize("prelude", [LEGACY_SETTINGS, LEGACY_SETTINGS + LEGACY_INTERCOM])
+@pytest.mark.parametrize(
+    "prelude",
+    [LEGACY_SETTINGS, LEGACY_SETTINGS + LEGACY_INTERCOM, FROZEN_LEGACY_SETTINGS],
+    ids=["var-settings", "var-settings-and-intercom", "var-frozen-settings"],
+)
 def test_a_var_declared_intercom_settings_is_cleaned_and_the_messenger_keeps_refreshing(
     stack: Stack, browsing: Browsing, prelude: str
 ) -> None:
@@ -220,7 +228,9 @@ def test_callbacks_that_throw_do_not_stop_the_messenger(stack: Stack, browsing: 
     assert errors == []
 
 
-@pytest.mark.parametrize("prelude", ["", LEGACY_INTERCOM, LEGACY_SETTINGS])
+@pytest.mark.parametrize(
+    "prelude", ["", LEGACY_INTERCOM, LEGACY_SETTINGS], ids=["plain", "var-intercom", "var-settings"]
+)
 def test_a_widget_that_initialises_after_its_load_event_is_booted_once(
     stack: Stack, browsing: Browsing, prelude: str
 ) -> None:
