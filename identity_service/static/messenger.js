@@ -67,8 +67,16 @@
     return value !== null && typeof value === "object" && !Array.isArray(value);
   }
 
+  // Objects and functions: anything that can carry keys (arrays and functions included).
+  function isObject(value) {
+    return value !== null && (typeof value === "object" || typeof value === "function");
+  }
+
   // ---------------------------------------------------------------------------------
   // The guard: every call into Intercom and every window.intercomSettings passes here.
+  // Page objects may be getters, Proxies or objects that change between reads, so each
+  // one is read exactly once into a plain snapshot, and only the snapshot is checked
+  // and passed on: checking one read and passing on another lets anything through.
   // ---------------------------------------------------------------------------------
 
   var protectedKeys = Object.create(null);
@@ -76,17 +84,33 @@
     protectedKeys[key] = true;
   });
 
+  // Intercom replaces these characters in an attribute name with "_", so "user.id"
+  // would reach Intercom as "user_id": such a key is compared in Intercom's spelling.
+  var RENAMED = /[.$~`!@#%^&*'{}[\]|\\"\u0000]/g;
+
+  function isProtected(key) {
+    return typeof key === "string" && (protectedKeys[key] === true || protectedKeys[key.replace(RENAMED, "_")] === true);
+  }
+
   var guardInstalled = false;
   var innerIntercom; // what page code or the widget assigned to window.Intercom
   var guardedIntercom; // what window.Intercom returns: a Proxy of innerIntercom
   var settingsTarget; // our copy of window.intercomSettings, protected keys removed
   var settingsProxy; // what window.intercomSettings returns
-  // Set by the running messenger: the current JWT (null when not identified) and
-  // a hook told when anything shuts the Messenger down.
-  var hooks = { jwt: null, onShutdown: null };
+  // false when a page's top-level `var` makes the window property impossible to
+  // redefine: its value is then re-checked before each of our own uses instead.
+  var durable = { Intercom: true, intercomSettings: true };
+  // Set by the running messenger: the current JWT (null when not identified), a hook
+  // told when anything shuts the Messenger down, one told when the widget takes over
+  // window.Intercom, and whether app_id is held out of window.intercomSettings (while
+  // our boot waits in the queue, an app_id there would make the widget boot twice).
+  var hooks = { jwt: null, onShutdown: null, onWidget: null, holdAppId: false };
 
   function protect(keys) {
-    (keys || []).forEach(function (key) {
+    if (!Array.isArray(keys)) {
+      return;
+    }
+    keys.forEach(function (key) {
       if (typeof key === "string" && key) {
         protectedKeys[key] = true;
       }
@@ -100,33 +124,105 @@
     );
   }
 
-  // A plain copy of `data` without protected keys, one warning per removed key. Nested
-  // custom_attributes is cleaned (and copied) too, as Intercom integrations nest there.
+  // A key that is never passed on: a protected key, or toJSON (a serialiser would call
+  // it and send whatever it returns instead of the cleaned keys). Warns when it drops.
+  function dropped(key, where) {
+    if (isProtected(key)) {
+      removedWarning(key, where);
+      return true;
+    }
+    if (key === "toJSON") {
+      warn('removed "toJSON" from ' + where + ": it would replace the cleaned keys when sent");
+      return true;
+    }
+    if (key === "app_id" && hooks.holdAppId && where === "window.intercomSettings") {
+      // Not a warning: messenger.js writes app_id itself once the widget has booted.
+      return true;
+    }
+    return false;
+  }
+
+  // A plain copy of `data` without dropped keys, one warning per removed key. Every
+  // key list and value is read once, and errors (a throwing getter or Proxy trap) drop
+  // what could not be read instead of escaping. Nested custom_attributes is copied and
+  // cleaned the same way, as Intercom integrations nest attributes there; an array or
+  // function there (which could carry keys past a JSON check) is dropped.
   function strip(data, where) {
-    if (!isRecord(data)) {
+    if (!isObject(data)) {
       return data;
     }
     var clean = {};
-    Object.keys(data).forEach(function (key) {
-      if (protectedKeys[key]) {
-        removedWarning(key, where);
-      } else if (key === "custom_attributes" && isRecord(data[key])) {
-        clean[key] = strip(data[key], where + " custom_attributes");
-      } else {
-        clean[key] = data[key];
+    var keys;
+    try {
+      keys = Object.keys(data);
+    } catch (error) {
+      report("could not read the keys of " + where + "; nothing of it was passed on", error);
+      return clean;
+    }
+    keys.forEach(function (key) {
+      if (dropped(key, where)) {
+        return;
       }
+      var value;
+      try {
+        value = data[key];
+      } catch (error) {
+        warn('removed "' + key + '" from ' + where + ": reading it failed (" + error + ")");
+        return;
+      }
+      if (key === "custom_attributes" && isObject(value)) {
+        if (!isRecord(value)) {
+          warn('removed "custom_attributes" from ' + where + ": it must be a plain object");
+          return;
+        }
+        value = strip(value, where + " custom_attributes");
+      }
+      clean[key] = value;
     });
     return clean;
   }
 
+  // boot / update data as passed on: a clean snapshot. Anything else that can carry
+  // keys (an array, a function) becomes {}; primitives pass unchanged.
+  function cleanData(data, where) {
+    if (isObject(data) && (Array.isArray(data) || typeof data === "function")) {
+      warn("replaced the " + (Array.isArray(data) ? "array" : "function") + " passed to " + where +
+        " with {}: only a plain object holds Messenger settings");
+      return {};
+    }
+    return strip(data, where);
+  }
+
+  // The method name, read once: an object (a String, or one with Symbol.toPrimitive)
+  // would be compared as an object here and turned into a name by the widget.
+  function methodName(value) {
+    if (typeof value === "string" || !isObject(value)) {
+      return value;
+    }
+    try {
+      return String(value);
+    } catch (error) {
+      return undefined;
+    }
+  }
+
   // The arguments of one Intercom call, made safe: boot/update lose protected keys and,
   // once identified, carry the current JWT (an update without it is refused with 403
-  // once Messenger security is enforced).
+  // once Messenger security is enforced). A plain array, read once.
   function guardArgs(args) {
-    var list = Array.prototype.slice.call(args);
-    var method = list[0];
+    var list;
+    try {
+      list = Array.prototype.slice.call(args);
+    } catch (error) {
+      report("could not read the arguments of an Intercom call; it was dropped", error);
+      return [];
+    }
+    var method = methodName(list[0]);
+    if (list.length) {
+      list[0] = method;
+    }
     if (method === "boot" || method === "update") {
-      var data = strip(list[1], "Intercom('" + method + "')");
+      var data = cleanData(list[1], "Intercom('" + method + "')");
       if (hooks.jwt) {
         data = isRecord(data) ? data : {};
         data.intercom_user_jwt = hooks.jwt;
@@ -140,14 +236,37 @@
 
   // Calls queued in the loader stub's `q` before the widget loaded. Cleaned again on
   // every read, because the widget drains the queue itself, without calling through
-  // window.Intercom, and entries may have been pushed before the guard existed.
+  // window.Intercom, and entries may have been pushed before the guard existed. Each
+  // entry is read once and replaced by its clean copy; returns a clean array to hand
+  // out instead when an entry could not be replaced (a frozen queue, an accessor).
   function guardQueue(queue) {
-    for (var i = 0; i < queue.length; i += 1) {
-      if (queue[i] && typeof queue[i] === "object" && typeof queue[i].length === "number") {
-        queue[i] = guardArgs(queue[i]);
+    var copy = [];
+    var replaced = true;
+    var length;
+    try {
+      length = queue.length;
+    } catch (error) {
+      return copy;
+    }
+    for (var i = 0; i < length; i += 1) {
+      var entry;
+      try {
+        entry = queue[i];
+      } catch (error) {
+        replaced = false;
+        continue;
+      }
+      var safe = isObject(entry) ? guardArgs(entry) : entry;
+      copy.push(safe);
+      if (safe !== entry) {
+        try {
+          replaced = Reflect.defineProperty(queue, i, { value: safe, writable: true, enumerable: true, configurable: true }) && replaced;
+        } catch (error) {
+          replaced = false;
+        }
       }
     }
-    return queue;
+    return replaced ? queue : copy;
   }
 
   var intercomHandler = {
@@ -161,11 +280,24 @@
     get: function (target, property) {
       var value = Reflect.get(target, property, target);
       if (property === "q" && Array.isArray(value)) {
-        guardQueue(value);
+        var clean = guardQueue(value);
+        var own = Reflect.getOwnPropertyDescriptor(target, "q");
+        // A Proxy must answer a fixed (non-configurable, read-only) property as it is.
+        if (!own || own.configurable || own.writable || !("value" in own)) {
+          return clean;
+        }
       }
       return value;
     },
   };
+
+  function isLoaderStub(value) {
+    try {
+      return typeof value === "function" && Array.isArray(value.q);
+    } catch (error) {
+      return false;
+    }
+  }
 
   function adoptIntercom(value) {
     if (value === guardedIntercom && value !== undefined) {
@@ -173,10 +305,13 @@
     }
     innerIntercom = value;
     if (typeof value === "function") {
-      if (Array.isArray(value.q)) {
+      if (isLoaderStub(value)) {
         guardQueue(value.q);
       }
       guardedIntercom = new Proxy(value, intercomHandler);
+      if (!isLoaderStub(value) && hooks.onWidget) {
+        hooks.onWidget(); // the widget (or page code) replaced the loader stub
+      }
     } else {
       guardedIntercom = value;
     }
@@ -188,16 +323,19 @@
   function guardedHandler(where) {
     return {
       set: function (target, key, value) {
-        if (typeof key === "string" && protectedKeys[key]) {
-          removedWarning(key, where);
+        if (dropped(key, where)) {
           return true; // dropped, but page code written in strict mode must not throw
+        }
+        if (key === "custom_attributes" && isObject(value) && !isRecord(value)) {
+          warn('removed "custom_attributes" from ' + where + ": it must be a plain object");
+          return true;
         }
         target[key] = key === "custom_attributes" ? guardNested(value, where) : value;
         return true;
       },
       defineProperty: function (target, key, descriptor) {
-        if (typeof key === "string" && protectedKeys[key]) {
-          removedWarning(key, where);
+        // `descriptor` is a fresh object the engine made from the page's: safe to read.
+        if (dropped(key, where)) {
           return false;
         }
         if (key === "custom_attributes") {
@@ -217,6 +355,11 @@
           }
         }
         return Reflect.defineProperty(target, key, descriptor);
+      },
+      // An inherited key reaches any reader that walks the object (for...in).
+      setPrototypeOf: function () {
+        warn("refused to change the prototype of " + where + ": inherited keys would not be checked");
+        return false;
       },
     };
   }
@@ -240,15 +383,29 @@
     return proxy;
   }
 
-  // Removes protected keys in place, nested custom_attributes included: keys learnt
+  // Removes dropped keys in place, nested custom_attributes included: keys learnt
   // later apply to what is already stored, and references page code holds stay valid.
+  // Only ever called on our own copies, or (degraded) on the page's own object, where
+  // a frozen or non-configurable key is reported instead of thrown.
   function stripInPlace(record, where) {
-    Object.keys(record).forEach(function (key) {
-      if (protectedKeys[key]) {
-        removedWarning(key, where);
-        delete record[key];
-      } else if (key === "custom_attributes" && isRecord(record[key])) {
-        stripInPlace(record[key], where + " custom_attributes");
+    var keys;
+    try {
+      keys = Object.keys(record);
+    } catch (error) {
+      report("could not read the keys of " + where, error);
+      return;
+    }
+    keys.forEach(function (key) {
+      try {
+        if (dropped(key, where)) {
+          if (!Reflect.deleteProperty(record, key)) {
+            report('could not remove "' + key + '" from ' + where + " (frozen or not configurable)");
+          }
+        } else if (key === "custom_attributes" && isRecord(record[key])) {
+          stripInPlace(record[key], where + " custom_attributes");
+        }
+      } catch (error) {
+        report('could not clean "' + key + '" of ' + where, error);
       }
     });
   }
@@ -257,7 +414,7 @@
     if (value === settingsProxy && value !== undefined) {
       return;
     }
-    if (isRecord(value)) {
+    if (isObject(value)) {
       settingsTarget = strip(value, "window.intercomSettings");
       if (isRecord(settingsTarget.custom_attributes)) {
         settingsTarget.custom_attributes = guardNested(settingsTarget.custom_attributes, "window.intercomSettings");
@@ -274,10 +431,18 @@
   // Not configurable, so later code cannot quietly swap the accessor out.
   function defineGuarded(name, adopt, read) {
     var existing = Object.getOwnPropertyDescriptor(root, name);
+    var current;
+    try {
+      current = existing ? ("value" in existing ? existing.value : existing.get && existing.get.call(root)) : undefined;
+    } catch (error) {
+      report("could not read window." + name, error);
+    }
+    adopt(current);
     if (existing && !existing.configurable) {
+      durable[name] = false;
+      lastRaw[name] = current;
       return false;
     }
-    adopt(existing ? ("value" in existing ? existing.value : existing.get && existing.get.call(root)) : undefined);
     Object.defineProperty(root, name, {
       configurable: false,
       enumerable: true,
@@ -287,43 +452,90 @@
     return true;
   }
 
+  // Without the accessor (a top-level `var`), the guarded value is written into the
+  // plain property instead, and whatever page code or the widget put there since is
+  // adopted first: called before each of our own uses of window.Intercom / intercomSettings.
+  var lastRaw = { Intercom: undefined, intercomSettings: undefined }; // last value adopted
+  var readOnly = { Intercom: false, intercomSettings: false };
+  var GUARDED = {
+    Intercom: [adoptIntercom, function () { return guardedIntercom; }],
+    intercomSettings: [adoptSettings, function () { return settingsProxy; }],
+  };
+  function resync() {
+    Object.keys(GUARDED).forEach(function (name) {
+      if (durable[name]) {
+        return;
+      }
+      var adopt = GUARDED[name][0];
+      var guarded = GUARDED[name][1];
+      var value;
+      try {
+        value = root[name];
+      } catch (error) {
+        return;
+      }
+      if (value === guarded() || (readOnly[name] && value === lastRaw[name])) {
+        return;
+      }
+      if (value !== lastRaw[name]) {
+        adopt(value);
+        lastRaw[name] = value;
+      }
+      try {
+        root[name] = guarded();
+      } catch (error) {
+        // Read-only: the page's own value stays. Cleaned in place where it can be;
+        // our own calls are clean regardless.
+        readOnly[name] = true;
+        if (name === "intercomSettings" && isObject(value)) {
+          stripInPlace(value, "window.intercomSettings");
+        }
+      }
+    });
+  }
+
   function installGuard(extraKeys) {
     protect(extraKeys);
     if (guardInstalled) {
       // Keys learnt later also apply to what is already stored; in place, so that
       // references page code holds to window.intercomSettings stay valid.
+      resync();
       if (isRecord(settingsTarget)) {
         stripInPlace(settingsTarget, "window.intercomSettings");
       }
-      if (innerIntercom && Array.isArray(innerIntercom.q)) {
+      if (isLoaderStub(innerIntercom)) {
         guardQueue(innerIntercom.q);
       }
       return api;
     }
     guardInstalled = true;
-    var durable = defineGuarded("Intercom", adoptIntercom, function () {
+    defineGuarded("Intercom", adoptIntercom, function () {
       return guardedIntercom;
     });
-    durable =
-      defineGuarded("intercomSettings", adoptSettings, function () {
-        return settingsProxy;
-      }) && durable;
-    if (!durable) {
+    defineGuarded("intercomSettings", adoptSettings, function () {
+      return settingsProxy;
+    });
+    var fixed = ["Intercom", "intercomSettings"].filter(function (name) {
+      return !durable[name];
+    });
+    if (fixed.length) {
       // A top-level `var Intercom` / `var intercomSettings` makes a binding that cannot
-      // be redefined. Clean what is there now, and say that later writes are unguarded.
-      report("cannot guard window.Intercom / window.intercomSettings (declared with var?); " +
-        "protected keys written later will not be removed");
-      if (isRecord(root.intercomSettings)) {
-        stripInPlace(root.intercomSettings, "window.intercomSettings");
-      }
+      // be redefined. Its value is replaced by a guarded one where it is writable, and
+      // re-checked before each of our own calls; what page code assigns in between is not.
+      resync();
+      report("cannot keep guarding window." + fixed.join(" / window.") + " (declared with var?): " +
+        "cleaned now and before each call messenger.js makes, but an object page code assigns " +
+        "to it later is not cleaned until then");
     }
     return api;
   }
 
   // The loader stub Intercom documents: calls are queued in `q` until the widget loads.
+  // False when window.Intercom is neither a function nor replaceable (a read-only var).
   function ensureStub() {
+    resync();
     if (typeof innerIntercom === "function") {
-      return;
+      return true;
     }
     var stub = function () {
       stub.c(arguments);
@@ -332,17 +544,42 @@
     stub.c = function (args) {
       stub.q.push(args);
     };
-    root.Intercom = stub;
+    try {
+      root.Intercom = stub;
+    } catch (error) {
+      // read-only: reported below
+    }
+    resync();
+    if (typeof innerIntercom !== "function") {
+      report("window.Intercom is " + typeof innerIntercom + " and cannot be replaced: the Messenger cannot boot");
+      return false;
+    }
+    return true;
   }
 
+  // Our own keys in window.intercomSettings (undefined removes one). Never throws: a
+  // frozen or read-only intercomSettings is reported once and left as it is.
+  var settingsWriteReported = false;
   function setSettingsKey(key, value) {
-    if (!isRecord(settingsTarget)) {
-      root.intercomSettings = {};
-    }
-    if (value === undefined) {
-      delete settingsTarget[key];
-    } else {
-      settingsTarget[key] = value;
+    try {
+      resync();
+      if (!isRecord(settingsTarget)) {
+        root.intercomSettings = {};
+        resync();
+      }
+      if (!isRecord(settingsTarget)) {
+        throw new TypeError("window.intercomSettings is read-only");
+      }
+      if (value === undefined) {
+        delete settingsTarget[key];
+      } else {
+        settingsTarget[key] = value;
+      }
+    } catch (error) {
+      if (!settingsWriteReported) {
+        settingsWriteReported = true;
+        report("could not write " + key + " into window.intercomSettings; the Messenger itself is not affected", error);
+      }
     }
   }
 
@@ -428,17 +665,48 @@
     };
   }
 
+  // A page callback that throws must not stop the Messenger in the middle of a step.
+  function callBack(callback, value) {
+    if (typeof callback === "function") {
+      try {
+        callback(value);
+      } catch (error) {
+        report("a callback passed to startMessenger threw", error);
+      }
+    }
+  }
+
+  // Our own calls into Intercom: through the guard, and never throwing (page code may
+  // have put anything in window.Intercom).
+  function callIntercom(method, data) {
+    resync();
+    var target = guardedIntercom;
+    if (typeof target !== "function") {
+      report("window.Intercom is not a function; Intercom('" + method + "') was not sent");
+      return false;
+    }
+    try {
+      if (data === undefined) {
+        target(method);
+      } else {
+        target(method, data);
+      }
+      return true;
+    } catch (error) {
+      report("Intercom('" + method + "') threw", error);
+      return false;
+    }
+  }
+
   Messenger.prototype.setState = function (state) {
     this.state = state;
-    if (typeof this.options.onStateChange === "function") {
-      this.options.onStateChange(state);
-    }
+    callBack(this.options.onStateChange, state);
   };
 
   Messenger.prototype.fail = function (error) {
     this.lastError = error;
     if (typeof this.options.onError === "function") {
-      this.options.onError(error);
+      callBack(this.options.onError, error);
     } else {
       report("token endpoint failed: " + error.message);
     }
@@ -448,6 +716,7 @@
     var options = this.options;
     var headers = { Accept: "application/json", "Content-Type": "application/json" };
     var access = typeof options.getAccessToken === "function" ? options.getAccessToken : null;
+    var sent = false; // false while getAccessToken() runs: its failure is not the network's
     // In an executor, so that a getAccessToken() that throws synchronously becomes
     // a rejection (retried below) instead of escaping startMessenger().
     return new Promise(function (resolve) {
@@ -457,6 +726,7 @@
         if (accessToken) {
           headers.Authorization = "Bearer " + accessToken;
         }
+        sent = true;
         return root.fetch(options.tokenUrl, {
           method: "POST",
           headers: headers,
@@ -495,11 +765,59 @@
           if (error && error.name === "TokenError") {
             throw error;
           }
-          // Network failure, CORS refusal, or getAccessToken() threw: may pass.
-          throw TokenError("token request failed: " + (error && error.message), 0, true);
+          var message = "token request failed: " + (error && error.message);
+          if (!sent) {
+            throw TokenError(message, 0, true); // getAccessToken() failed: may pass
+          }
+          return diagnose(options.tokenUrl).then(function (answered) {
+            if (!answered) {
+              throw TokenError(message + " (" + options.tokenUrl + " could not be reached)", 0, true);
+            }
+            var origin = pageOrigin();
+            var cors = TokenError(
+              "the browser refused to let this page (" + origin + ") read the answer of " +
+                options.tokenUrl + ", though the service answered: the likely cause is CORS, this " +
+                'origin is not allowed. Add "' + origin + '" to service.cors_origins (and, for ' +
+                "cookie authentication, to the workspace's auth allowed_origins). A redirect " +
+                "from the token URL fails the same way.",
+              0,
+              true
+            );
+            cors.cors = true;
+            throw cors;
+          });
         }
       );
   };
+
+  function pageOrigin() {
+    try {
+      return root.location.origin;
+    } catch (error) {
+      return "this page's origin";
+    }
+  }
+
+  // A fetch refused by CORS and one that never reached the server fail alike (a
+  // TypeError). A no-cors request tells them apart as well as a page can: the
+  // browser hands back an opaque answer when the server answered at all. HEAD, with
+  // no credentials and no body: the endpoint refuses it (405) without minting.
+  function diagnose(url) {
+    try {
+      return root
+        .fetch(url, { method: "HEAD", mode: "no-cors", credentials: "omit", cache: "no-store" })
+        .then(
+          function () {
+            return true;
+          },
+          function () {
+            return false;
+          }
+        );
+    } catch (error) {
+      return Promise.resolve(false);
+    }
+  }
 
   Messenger.prototype.delay = function (attempt, hint) {
     var retry = this.options.retry || {};
@@ -526,12 +844,19 @@
       return this.fetching;
     }
     var attempt = 0;
+    var refused = 0;
     function tryOnce() {
       if (self.stopped) {
         return Promise.reject(TokenError("stopped", 0, false));
       }
       return self.requestOnce().catch(function (error) {
         attempt += 1;
+        if (error.cors) {
+          // Retried once, in case the network rather than CORS failed the first
+          // time; a second refusal cannot pass by waiting, so it is final.
+          refused += 1;
+          error.retryable = refused < 2;
+        }
         if (!error.retryable || attempt >= attempts || self.stopped) {
           throw error;
         }
@@ -599,15 +924,12 @@
 
   Messenger.prototype.bootSettings = function () {
     var settings = {};
-    var host = this.options.settings || {};
+    var host = this.options.settings; // our snapshot (readOptions), never the page's object
+    // Keys the token named since start are protected too; removed (and warned) once.
+    stripInPlace(host, "startMessenger settings");
     Object.keys(host).forEach(function (key) {
-      if (OWNED_KEYS.indexOf(key) >= 0) {
-        warn('ignored "' + key + '" in settings: it comes from the token endpoint');
-      } else {
-        settings[key] = host[key];
-      }
+      settings[key] = host[key];
     });
-    settings = strip(settings, "startMessenger settings");
     settings.app_id = this.current ? this.current.appId : this.options.appId;
     settings.api_base = this.current ? this.current.apiBase : this.options.apiBase;
     if (this.current) {
@@ -617,7 +939,7 @@
   };
 
   Messenger.prototype.loadWidget = function (appId) {
-    if (this.widgetRequested || (typeof innerIntercom === "function" && !Array.isArray(innerIntercom.q))) {
+    if (this.widgetRequested || (typeof innerIntercom === "function" && !isLoaderStub(innerIntercom))) {
       return; // already loading, or the widget is already on the page
     }
     this.widgetRequested = true;
@@ -631,14 +953,17 @@
     }
     var self = this;
     script.onload = function () {
-      // Written only after the widget has booted from our queued call: an app_id in
-      // intercomSettings at load time would make the widget boot a second time.
-      if (!self.stopped && self.booted) {
-        var settings = self.bootSettings();
-        Object.keys(settings).forEach(function (key) {
-          setSettingsKey(key, settings[key]);
-        });
-      }
+      // The widget may initialise now or later (after fetching the rest of its code).
+      // With the accessor on window.Intercom we see it take over; without it (a
+      // var-declared Intercom) we look for it, for at most 10 s.
+      var checks = 0;
+      (function check() {
+        resync();
+        if (hooks.onWidget && !durable.Intercom && !self.stopped && checks < 100) {
+          checks += 1;
+          root.setTimeout(check, 100);
+        }
+      })();
     };
     script.onerror = function () {
       report("could not load the Intercom widget from " + script.src);
@@ -648,27 +973,87 @@
 
   // Boot first: ahead of calls the page queued before the widget loaded, so that they
   // reach an identified Messenger (the guard adds the JWT to them as they are drained).
+  // Exactly one boot per start: while our boot waits in the loader queue, nothing in
+  // window.intercomSettings names an app (the widget would boot from that too, once
+  // more). Our settings are written there once the widget has taken over window.Intercom,
+  // after its start-up code has run. False when window.Intercom cannot be set at all.
   Messenger.prototype.boot = function () {
+    var self = this;
     var settings = this.bootSettings();
-    ensureStub();
-    if (Array.isArray(innerIntercom.q)) {
-      innerIntercom.q.unshift(["boot", settings]);
+    if (!ensureStub()) {
+      return false;
+    }
+    if (isLoaderStub(innerIntercom)) {
+      hooks.holdAppId = true;
+      if (isRecord(settingsTarget)) {
+        delete settingsTarget.app_id;
+      }
+      resync();
+      hooks.onWidget = function () {
+        hooks.onWidget = null;
+        root.setTimeout(function () {
+          hooks.holdAppId = false;
+          if (!self.stopped) {
+            self.writeSettings();
+          }
+        }, 0);
+      };
+      queueFirst(["boot", settings]);
+      this.booted = true;
+      this.loadWidget(settings.app_id);
     } else {
-      root.Intercom("boot", settings);
+      callIntercom("boot", settings);
+      this.booted = true;
+      this.writeSettings();
     }
-    this.booted = true;
-    this.loadWidget(settings.app_id);
-    if (!Array.isArray(innerIntercom.q)) {
-      Object.keys(settings).forEach(function (key) {
-        setSettingsKey(key, settings[key]);
-      });
+    return true;
+  };
+
+  // Our boot goes ahead of the calls page code queued; into a fresh (clean) queue when
+  // the page's cannot be changed in place (a frozen array, an accessor entry).
+  function queueFirst(entry) {
+    var stub = innerIntercom;
+    try {
+      stub.q.unshift(entry);
+      return;
+    } catch (error) {
+      // below
     }
+    try {
+      stub.q = [entry].concat(guardQueue(stub.q));
+      if (stub.q[0] === entry) {
+        return;
+      }
+    } catch (error) {
+      // below
+    }
+    report("could not queue the boot in window.Intercom.q; calling the loader stub instead");
+    callIntercom("boot", entry[1]);
+  }
+
+  Messenger.prototype.writeSettings = function () {
+    var settings = this.bootSettings();
+    Object.keys(settings).forEach(function (key) {
+      setSettingsKey(key, settings[key]);
+    });
   };
 
   Messenger.prototype.identified = function (data, fromPage) {
     this.accept(data, fromPage);
     hooks.jwt = this.current.token;
-    this.boot();
+    var booted = false;
+    try {
+      booted = this.boot();
+    } catch (error) {
+      report("could not boot the Messenger", error);
+    }
+    if (!booted) {
+      hooks.jwt = null;
+      this.current = null;
+      this.setState("failed");
+      this.resolveReady("failed");
+      return;
+    }
     this.schedule();
     this.setState("identified");
     this.resolveReady("identified");
@@ -680,12 +1065,18 @@
     if (mode === "anonymous" && this.options.appId && !this.stopped) {
       // A visitor, never a user we could not verify: no JWT and no identity keys.
       hooks.jwt = null;
-      this.boot();
-      this.setState("anonymous");
-      this.resolveReady("anonymous");
-      return;
-    }
-    if (mode === "anonymous") {
+      var booted = false;
+      try {
+        booted = this.boot();
+      } catch (error) {
+        report("could not boot the Messenger", error);
+      }
+      if (booted) {
+        this.setState("anonymous");
+        this.resolveReady("anonymous");
+        return;
+      }
+    } else if (mode === "anonymous") {
       report("onFailure is \"anonymous\" but appId is not set; the Messenger stays off");
     }
     this.setState("failed");
@@ -736,9 +1127,16 @@
     if (this.refreshing) {
       return this.refreshing;
     }
-    this.refreshing = this.refreshOnce().then(function (state) {
+    function done(state) {
       self.refreshing = null;
       return state;
+    }
+    // A refresh that fails unexpectedly must not leave `refreshing` set: every later
+    // refresh would wait on it, and none would be scheduled again.
+    this.refreshing = this.refreshOnce().then(done, function (error) {
+      report("refresh failed", error);
+      self.schedule();
+      return done(self.state);
     });
     return this.refreshing;
   };
@@ -778,16 +1176,19 @@
         }
         var previous = self.accept(data, false);
         hooks.jwt = self.current.token;
-        if (previous && previous.userId !== self.current.userId) {
-          // Another user logged in (in another tab): a Messenger session never
-          // carries over between users.
-          self.shutdownForReboot();
-          self.boot();
-        } else {
-          root.Intercom("update", { intercom_user_jwt: self.current.token });
-          setSettingsKey("intercom_user_jwt", self.current.token);
+        try {
+          if (previous && previous.userId !== self.current.userId) {
+            // Another user logged in (in another tab): a Messenger session never
+            // carries over between users.
+            self.shutdownForReboot();
+            self.boot();
+          } else {
+            callIntercom("update", { intercom_user_jwt: self.current.token });
+            setSettingsKey("intercom_user_jwt", self.current.token);
+          }
+        } finally {
+          self.schedule(); // whatever happened above, the next refresh is due
         }
-        self.schedule();
         return self.state;
       },
       function (error) {
@@ -805,7 +1206,7 @@
   Messenger.prototype.shutdownForReboot = function () {
     this.ownShutdown = true;
     try {
-      root.Intercom("shutdown");
+      callIntercom("shutdown");
     } finally {
       this.ownShutdown = false;
     }
@@ -829,6 +1230,8 @@
     this.timer = null;
     hooks.jwt = null;
     hooks.onShutdown = null;
+    hooks.onWidget = null;
+    hooks.holdAppId = false;
     if (root.document && root.document.removeEventListener) {
       root.document.removeEventListener("visibilitychange", this.onVisible);
       root.removeEventListener("pageshow", this.onVisible);
@@ -849,20 +1252,77 @@
       return;
     }
     this.halt();
-    if (typeof root.Intercom === "function") {
-      root.Intercom("shutdown");
-    }
+    callIntercom("shutdown");
   };
 
-  function startMessenger(options) {
-    options = options || {};
+  var OPTION_NAMES = [
+    "tokenUrl", "workspace", "getAccessToken", "credentials", "appId", "apiBase", "protectedKeys",
+    "settings", "widgetUrl", "onFailure", "retry", "refreshRatio", "nonce", "token", "onError",
+    "onStateChange",
+  ];
+
+  // Named members of a page object, each read once (a throwing getter reads as absent).
+  function pick(value, names, where) {
+    var out = {};
+    if (!isObject(value)) {
+      return out;
+    }
+    names.forEach(function (name) {
+      try {
+        out[name] = value[name];
+      } catch (error) {
+        report("could not read " + where + "." + name + "; ignored", error);
+      }
+    });
+    return out;
+  }
+
+  // startMessenger's options as a plain snapshot: read once, so later reads cannot
+  // answer differently (settings above all, which are cleaned once and kept).
+  function readOptions(given) {
+    var options = pick(given, OPTION_NAMES, "options");
+    if (options.protectedKeys !== undefined && !Array.isArray(options.protectedKeys)) {
+      report("options.protectedKeys must be an array of names; ignored");
+    }
+    options.protectedKeys = Array.isArray(options.protectedKeys) ? options.protectedKeys.slice() : [];
+    if (isObject(options.retry)) {
+      options.retry = pick(options.retry, ["attempts", "baseDelayMs", "maxDelayMs"], "options.retry");
+    }
+    if (isObject(options.token)) {
+      options.token = pick(
+        options.token, ["token", "app_id", "api_base", "expires_at", "attributes", "warnings"], "options.token"
+      );
+    }
+    return options;
+  }
+
+  function readSettings(given) {
+    var settings = {};
+    var clean = cleanData(given === undefined || given === null ? {} : given, "startMessenger settings");
+    if (!isRecord(clean)) {
+      report("options.settings must be an object; ignored");
+      return settings;
+    }
+    Object.keys(clean).forEach(function (key) {
+      if (OWNED_KEYS.indexOf(key) >= 0) {
+        warn('ignored "' + key + '" in settings: it comes from the token endpoint');
+      } else {
+        settings[key] = clean[key];
+      }
+    });
+    return settings;
+  }
+
+  function startMessenger(given) {
+    var options = readOptions(given);
     if (!options.tokenUrl && !options.token) {
       throw new TypeError(PREFIX + "startMessenger needs tokenUrl (or a server-rendered token)");
     }
     if (active) {
       throw new Error(PREFIX + "already started; call logout() before starting again");
     }
-    installGuard((options.protectedKeys || []).concat(ALWAYS_PROTECTED));
+    installGuard(options.protectedKeys.concat(ALWAYS_PROTECTED));
+    options.settings = readSettings(options.settings);
     // The loader stub from the start, so page code may call Intercom(...) at once;
     // its calls wait in the queue (guarded) until the widget loads.
     ensureStub();
@@ -883,7 +1343,8 @@
         return messenger.refresh();
       },
       update: function (data) {
-        return root.Intercom("update", data);
+        resync();
+        return guardedIntercom("update", data);
       },
       get state() {
         return messenger.state;

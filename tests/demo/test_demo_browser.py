@@ -84,6 +84,35 @@ def widget_calls(watched: Watched, method: str) -> list[dict[str, Any]]:
     return [call for call in calls if call["method"] == method]
 
 
+# True when the element is inside the stand-in's scroll box and the window: what a person sees.
+IN_VIEW = """element => {
+    const box = element.getBoundingClientRect();
+    const panel = document.getElementById('intercom-stand-in').getBoundingClientRect();
+    return box.height > 0 && box.top >= panel.top && box.bottom <= panel.bottom
+        && box.top >= 0 && box.bottom <= window.innerHeight;
+}"""
+
+
+def assert_signed_out(watched: Watched, token: str, name: str) -> None:
+    """After logout: the header says so, and the stand-in shows no trace of the old session."""
+    page = watched.page
+    # The header: no "Signed in as", no Log out button, a way to log in again.
+    page.locator("#signed-out").wait_for()
+    assert not page.locator("#signed-in-as").is_visible()
+    assert not page.locator("#logout").is_visible()
+    assert "Signed in" not in page.locator("header").inner_text()
+    assert "Signed out" in page.locator("header").inner_text()
+    # The stand-in forgot the token, its claims and the user, as the Messenger did.
+    panel = page.locator("#intercom-stand-in")
+    assert token[:20] not in panel.inner_html()
+    assert name not in panel.inner_text()
+    assert panel.locator('[data-role="claims"]').count() == 0
+    # The shutdown entry the page points at is on screen, not below the panel's fold.
+    shutdown = panel.locator('[data-method="shutdown"]')
+    assert shutdown.count() == 1
+    assert shutdown.evaluate(IN_VIEW), "the shutdown entry is scrolled out of view"
+
+
 def test_the_whole_flow_in_a_browser(demo_server: DemoServer, watched: Watched) -> None:
     page = watched.page
     page.add_init_script(VIOLATIONS)
@@ -148,11 +177,14 @@ def test_the_whole_flow_in_a_browser(demo_server: DemoServer, watched: Watched) 
         page.screenshot(path=str(SCREENSHOT), full_page=True)
         page.set_viewport_size({"width": 1280, "height": 900})
 
-    # Log out: the snippet shuts the Messenger down and Pete clears the session.
+    # Log out: the snippet shuts the Messenger down and Pete clears the session. In a
+    # narrow window the stand-in's panel sits below the product's content.
+    page.set_viewport_size({"width": 800, "height": 600})
     page.click("#logout")
     page.locator('#intercom-stand-in [data-method="shutdown"]').wait_for()
     page.locator("#token-status-after-logout").filter(has_text="401").wait_for()
     assert len(widget_calls(watched, "shutdown")) == 1
+    assert_signed_out(watched, token, row["name"])
     assert page.evaluate(TOKEN_STATUS) == 401
     assert [c for c in page.context.cookies() if c["name"] == "session" and c["value"]] == []
     assert page.evaluate("window.__violations") == []

@@ -6,8 +6,8 @@
  *  - it takes the loader stub's queue (window.Intercom.q) and drains it itself,
  *    calling its own handler, not window.Intercom;
  *  - it replaces window.Intercom with its own function.
- * Instead of a Messenger it shows, on the page, what Intercom would receive: every call with
- * its data and the claims of the Messenger JWT, decoded here from the token's base64url
+ * Instead of a Messenger it shows, on the page, what Intercom would receive: every call of
+ * the current session (a shutdown clears the panel) with its data and the claims of the Messenger JWT, decoded here from the token's base64url
  * payload. It cannot check the signature: that takes the Messenger secret, which only Intercom
  * and the identity service hold. Each call is also kept in window.__widgetCalls and announced
  * as an "intercom-stand-in" event on window. Everything is written with textContent: the
@@ -137,10 +137,22 @@
     if (call.method === "boot" || call.method === "update") {
       describeJwt(box, call.data);
     } else if (call.method === "shutdown") {
-      shownJwt = null;
+      forget();
       box.appendChild(element("p", "note", "Session ended: the Messenger forgets the user."));
     }
-    mount().appendChild(box);
+    var target = mount();
+    target.appendChild(box);
+    target.scrollTop = target.scrollHeight; // the newest call in view, inside the panel
+  }
+
+  // A shutdown ends the Messenger session: like the Messenger, the panel drops the
+  // old calls, their token and its claims, so nothing of the last user stays on screen.
+  function forget() {
+    shownJwt = null;
+    var old = mount().querySelectorAll(".standin-call");
+    for (var i = 0; i < old.length; i += 1) {
+      old[i].parentNode.removeChild(old[i]);
+    }
   }
 
   function handle(args, how) {
