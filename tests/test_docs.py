@@ -287,9 +287,10 @@ def config_key_problems(markdown: str, source: str) -> list[str]:
 
 # -- (e) documented commands ---------------------------------------------------------------
 
-# `identity-service <command>` and the rest of its line in code (fenced or inline), with
+# `identity-service <command>` and the rest of its line in code (fenced or inline; not the
+# `[identity-service messenger]` console prefix), with
 # shell continuation lines joined; a table cell's `|` and the closing backtick end it.
-_INVOCATION = re.compile(r"identity-service ([a-z][a-z-]*)((?:\\\n|[^`|\n])*)")
+_INVOCATION = re.compile(r"(?<!\[)identity-service ([a-z][a-z-]*)((?:\\\n|[^`|\n])*)")
 _FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z-]*)")
 PATH_NOTE = ". .venv/bin/activate"
 
