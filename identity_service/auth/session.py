@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from uuid import UUID
 
-from itsdangerous import BadPayload, BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadPayload, BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from identity_service.auth import Identity, Method, RequestView
 from identity_service.errors import AuthenticationError, ForbiddenOriginError
@@ -46,6 +46,8 @@ MAX_COOKIE_CHARS = 8192
 # payload.timestamp.signature in URL-safe base64; a leading "." marks a zlib payload.
 _COOKIE_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _METHODS = ("session",)
+# Where a signed timestamp no datetime can hold (past 9999-12-31) is placed: in the future.
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 class SessionAuthenticator:
@@ -119,6 +121,7 @@ class SessionAuthenticator:
             list(keys),
             salt=self.settings.salt,
             serializer=_FlaskTaggedJSON(),
+            signer=_TimestampSigner,
             signer_kwargs={"key_derivation": KEY_DERIVATION, "digest_method": self._digest},
         )
         self._cached = (keys, serializer)
@@ -154,6 +157,22 @@ class SessionAuthenticator:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise _fail("malformed", f"the session's {key!r} must be a string or an integer")
         return str(value)
+
+
+class _TimestampSigner(TimestampSigner):
+    """itsdangerous's timestamp signer, for a stamp past what a datetime can hold too.
+
+    A cookie signed with the product's key may carry any 8-byte timestamp, and
+    itsdangerous turns it into a datetime only after the signature verified:
+    past year 9999 (or the platform's time_t) that raised out of `loads` as a
+    500. Such a stamp is in the future, and refused as any future stamp is.
+    """
+
+    def timestamp_to_datetime(self, ts: int) -> datetime:
+        try:
+            return super().timestamp_to_datetime(ts)
+        except (ValueError, OverflowError, OSError):  # OSError: some platforms' time_t
+            return _FAR_FUTURE
 
 
 def _fail(reason: str, detail: str) -> AuthenticationError:

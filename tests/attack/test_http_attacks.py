@@ -28,7 +28,7 @@ from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.errors import ConfigError
 from tests.support.leak_guard import LeakGuard
-from tests.support.product import product_cookie
+from tests.support.product import product_cookie, product_cookie_stamped
 from tests.support.service import (
     MESSENGER_SECRET,
     ORIGIN,
@@ -210,6 +210,12 @@ def test_session_age_is_checked_against_the_app_clock(
         assert response.status_code == 200, response.get_data(as_text=True)
     else:
         assert_refused(response, 401, "expired")
+
+
+@pytest.mark.parametrize("timestamp", [253402300800, 2**63, 2**64 - 1])
+def test_a_signed_cookie_dated_past_year_9999_is_401_not_500(post: Post, timestamp: int) -> None:
+    cookie = product_cookie_stamped(USER, SESSION_SECRET, timestamp)
+    assert_refused(post({"Origin": ORIGIN}, cookie=cookie), 401, "expired")
 
 
 # -- cross-origin cookie requests -----------------------------------------------------

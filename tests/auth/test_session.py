@@ -21,7 +21,7 @@ from identity_service.auth.session import SessionAuthenticator
 from identity_service.errors import AuthenticationError, ForbiddenOriginError
 from identity_service.secrets import SecretSource
 from identity_service.settings import SessionAuthSettings
-from tests.support.product import product_app
+from tests.support.product import product_app, product_cookie_stamped
 
 OLD_KEY = "product-secret-key-2024-aaaaaaaaaaaaaaaa"
 NEW_KEY = "product-secret-key-2025-bbbbbbbbbbbbbbbb"
@@ -295,6 +295,26 @@ def test_wall_clock_is_not_read(make_auth: Callable[..., SessionAuthenticator]) 
         assert auth.authenticate(view(cookie), T0 + 1).user_id == "42"
     with time_machine.travel(T0, tick=False):
         assert refused(auth, cookie, T0 + MAX_AGE + 1).reason == "expired"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        253402300799,  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+        253402300800,  # year 10000: no datetime
+        2**31,
+        2**63 - 1,
+        2**63,
+        2**64 - 1,
+    ],
+)
+def test_a_signed_cookie_dated_past_any_clock_is_refused_as_future(
+    make_auth: Callable[..., SessionAuthenticator], timestamp: int
+) -> None:
+    cookie = product_cookie_stamped({"user_id": 42}, NEW_KEY, timestamp)
+    error = refused(make_auth(), cookie)
+    assert error.reason == "expired"
+    assert error.detail == "the session cookie is dated in the future"
 
 
 # --- key rotation -------------------------------------------------------------
