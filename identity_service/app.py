@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -79,7 +80,13 @@ def _install_cors(app: Flask, settings: Settings) -> CorsOptions | None:
     if not origins:
         return None  # same-origin deployments need no CORS at all
     wildcard = "*" in origins
-    resource = {"origins": origins}
+    # flask-cors compares listed strings case-insensitively; the documented rule
+    # is an exact match (browsers send origins in lowercase, and the loader
+    # refuses any other spelling), so each origin goes in as an exact pattern.
+    exact: list[str | re.Pattern[str]] = [
+        o if o == "*" else re.compile(re.escape(o) + r"\Z") for o in origins
+    ]
+    resource = {"origins": exact}
     options: dict[str, Any] = dict(
         resources={API_RESOURCE: resource},
         # Credentials (cookies) only ever for explicitly listed origins;

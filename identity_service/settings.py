@@ -25,6 +25,9 @@ REGIONS: Mapping[str, str] = {
     "au": "https://api-iam.au.intercom.io",
 }
 WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
+# What a workspace key may be, matched in full (re.fullmatch): the configuration's
+# table names and the token request's "workspace" field.
+WORKSPACE_KEY_PATTERN = r"[A-Za-z0-9_-]{1,64}"
 
 
 @dataclass(frozen=True)

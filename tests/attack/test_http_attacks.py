@@ -245,11 +245,39 @@ def test_a_signed_cookie_dated_past_year_9999_is_401_not_500(post: Post, timesta
 def test_cross_origin_cookie_request_is_forbidden(post: Post, headers: dict[str, str]) -> None:
     response = post(headers, cookie=cookie_from(USER))
     assert_refused(response, 403)
-    # The attacker's page may not even read the refusal: the only origin CORS ever
-    # names is the product's own (flask-cors names it even without an Origin header;
-    # a request without one is not a CORS request, so that grants nothing).
-    granted = response.headers.get("Access-Control-Allow-Origin")
-    assert granted is None or granted.lower() == ORIGIN
+    # The attacker's page may not even read the refusal: CORS names no origin but
+    # the exactly listed one, and none of these is it.
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        ORIGIN.upper(),
+        ORIGIN.replace("app", "APP"),
+        ORIGIN.replace("https", "HTTPS"),
+        ORIGIN + ":443",
+    ],
+)
+def test_cors_grants_only_the_exact_listed_origin(
+    client: FlaskClient, valid_bearer: dict[str, str], origin: str
+) -> None:
+    # Origins are compared exactly, as documented: browsers serialise them in
+    # lowercase without a default port, so any other spelling is not a browser
+    # on the listed origin.
+    preflight = client.options(
+        TOKEN_URL,
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"},
+    )  # fmt: skip
+    token = client.post(TOKEN_URL, headers={**valid_bearer, "Origin": origin})
+    assert token.status_code == 200
+    for response in (preflight, token):
+        assert "Access-Control-Allow-Origin" not in response.headers
+        assert "Access-Control-Allow-Credentials" not in response.headers
+    exact = client.post(TOKEN_URL, headers={**valid_bearer, "Origin": ORIGIN})
+    assert exact.headers["Access-Control-Allow-Origin"] == ORIGIN
 
 
 def test_preflight_from_another_origin_gets_no_cors_grant(client: FlaskClient) -> None:
@@ -314,6 +342,11 @@ def test_wrong_content_type_is_415(
         (b'{"workspace": "other"}', 404),
         (b'{"workspace": "main", "attributes": {"plan": "enterprise"}}', 422),
         (b'{"workspace": {"$ne": null}}', 422),
+        # The key must match exactly: a `$` anchor would let a trailing newline through.
+        (b'{"workspace": "main\\n"}', 422),
+        (b'{"workspace": "\\nmain"}', 422),
+        (b'{"workspace": "main\\r\\n"}', 422),
+        (b'{"workspace": "main\\u0000"}', 422),
     ],
 )
 def test_malformed_json_bodies(
