@@ -18,7 +18,12 @@ from identity_service.issuer import TokenIssuer
 from identity_service.observability import Metrics
 from identity_service.profile import SqlProfileSource
 from identity_service.ratelimit import RateLimiter
-from identity_service.settings import BearerAuthSettings, Settings, WorkspaceSettings
+from identity_service.settings import (
+    BearerAuthSettings,
+    SessionAuthSettings,
+    Settings,
+    WorkspaceSettings,
+)
 
 EXTENSION = "identity_service"
 
@@ -34,6 +39,9 @@ class Runtime:
     metrics: Metrics
     limiter: RateLimiter
     clock: Callable[[], float]
+    # Every session method's cookie name, in any workspace: a credential even
+    # where a workspace does not accept it (auth.presented).
+    session_cookies: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -62,6 +70,12 @@ class Runtime:
                 on_storage_error=metrics.rate_limit_storage_errors.inc,
             ),
             clock=clock,
+            session_cookies=frozenset(
+                method.cookie_name
+                for ws in settings.workspaces.values()
+                for method in ws.auth
+                if isinstance(method, SessionAuthSettings)
+            ),
         )
 
 
