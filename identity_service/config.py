@@ -531,12 +531,18 @@ class _Loader:
         secret = self.secret(item, what, SESSION_SECRET_MIN_BYTES)
         fallbacks: list[SecretSource] = []
         for name in self.strings(item, "fallback_secret_envs", required=False):
-            source = SecretSource("env", name, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES)
+            # A fallback is revoked, not kept, when its file goes bad: removing a
+            # key is how an operator stops trusting it (secrets.py).
+            source = SecretSource(
+                "env", name, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES, on_refused="revoke"
+            )
             self.check_secret(source, "fallback_secret_envs")
             fallbacks.append(source)
         for raw in self.strings(item, "fallback_secret_files", required=False):
             path = str(self.file_path(raw))
-            source = SecretSource("file", path, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES)
+            source = SecretSource(
+                "file", path, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES, on_refused="revoke"
+            )
             self.check_secret(source, "fallback_secret_files")
             fallbacks.append(source)
         origins = self.strings(item, "allowed_origins", required=False)

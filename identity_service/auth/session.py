@@ -112,8 +112,10 @@ class SessionAuthenticator:
         # into the fallback file, then replacing the current one, and a request whose
         # reads straddle both renames then still holds the outgoing key in one of them
         # (read the other way round it could hold neither; tests/test_rotation.py).
+        # A fallback whose file was removed, emptied or shortened is revoked: left out.
         current = self.settings.secret.get()
-        keys = (*(s.get() for s in self.settings.fallback_secrets), current)
+        fallbacks = (s.current() for s in self.settings.fallback_secrets)
+        keys = (*(key for key in fallbacks if key is not None), current)
         cached = self._cached
         if cached is not None and cached[0] == keys:
             return cached[1]
