@@ -16,9 +16,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from identity_service.errors import ConfigError, SecretUnavailableError
+from identity_service.runtime import KeyFiles, load_key_files
 from identity_service.secrets import SecretSource
 from identity_service.settings import SessionAuthSettings, Settings
 
@@ -37,18 +38,24 @@ class LastGoodConfig:
     load: Callable[[], Settings]  # reads and validates the configuration, or raises
     counted: Callable[[ReloadResult], None] = lambda result: None
     refused: str | None = None
+    # The bearer key files, loaded here once, like the secrets: a worker reads no file.
+    key_files: KeyFiles = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.key_files = load_key_files(self.settings)
 
     def reload(self) -> bool:
         """Load the configuration again; keep the last good one when it is refused."""
         try:
             fresh = self.load()
+            key_files = load_key_files(fresh)
         except ConfigError as exc:
             # The problems name the file, each key and its fix, never a secret's value.
             return self._refuse(exc.detail)
         except Exception as exc:  # a reload must never take the master down
             # Only the type: an unexpected message could quote anything.
             return self._refuse(f"{self.settings.source}: {type(exc).__name__} while loading")
-        self.settings = fresh
+        self.settings, self.key_files = fresh, key_files
         self.refused = None
         log.warning("configuration reloaded: %s", fresh.source)
         self.counted("applied")

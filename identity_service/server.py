@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from identity_service.reloading import REFUSED_CONFIG, LastGoodConfig
 from identity_service.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+log = logging.getLogger(__name__)
 
 
 class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no types
@@ -46,7 +48,18 @@ class _Gunicorn(BaseApplication):  # type: ignore[misc]  # gunicorn ships no typ
         # The master's validated settings, secrets already read: nothing here
         # reads the configuration or a secret file that may have broken since.
         last_good = self.last_good
-        return create_app(last_good.settings, **{REFUSED_CONFIG: last_good.refused})
+        app = create_app(
+            last_good.settings,
+            key_files=last_good.key_files,
+            **{REFUSED_CONFIG: last_good.refused},
+        )
+        # The worker can serve: the line a replacement worker's boot is confirmed by.
+        log.info(
+            "worker app ready",
+            extra={"fields": {"pid": os.getpid(), "config": last_good.settings.source,
+                              "refused_reload": last_good.refused is not None}},
+        )  # fmt: skip
+        return app
 
 
 def _child_exit(server: object, worker: Any) -> None:

@@ -69,6 +69,14 @@ def wait_for_workers(server: Server, count: int) -> None:
     server.wait_for_lines("Booting worker with pid", count=count)
 
 
+def replacement_ready(server: Server) -> int:
+    """The pid of the worker booted last, once its app is built (it logs so)."""
+    pid = booted(server)[-1]
+    server.wait_for_lines(rf'"message":"worker app ready","pid":{pid}\b')
+    assert server.process.poll() is None, server.log()
+    return pid
+
+
 def replaced_after_sighup(server: Server, generation: int) -> None:
     """SIGHUP the master; wait until the new workers booted and the previous ones exited."""
     old = booted(server)
@@ -138,9 +146,7 @@ def test_a_worker_replaced_after_the_secret_file_broke_serves_with_the_last_good
         victim = booted(server)[0]
         os.kill(victim, signal.SIGKILL)
         wait_for_workers(server, WORKERS + 1)
-        assert server.process.poll() is None, server.log()
-        replacement = booted(server)[-1]
-        assert replacement != victim
+        assert replacement_ready(server) != victim
         # Every worker, the replacement included, signs with the last good secret.
         assert minted(port, bearer, count=12) == [200] * 12
         status, ready = call(port, "GET", "/readyz")
@@ -148,3 +154,23 @@ def test_a_worker_replaced_after_the_secret_file_broke_serves_with_the_last_good
         assert ready["status"] == "degraded"
         assert ready["checks"]["main.secret"] == "refused"
         assert "too-short" not in server.log()
+
+
+@pytest.mark.fault
+def test_a_worker_replaced_after_the_idp_key_file_was_deleted_verifies_with_the_loaded_key(
+    tmp_path: Path,
+) -> None:
+    # The same class: a file read when a worker builds its app (a `key_file`,
+    # "loaded once at startup") must not be read again by a replacement.
+    service = make_service(tmp_path, extra=UNLIMITED)
+    bearer = service.bearer_headers()
+    with serving(tmp_path / "service.toml", tmp_path, workers=WORKERS, threads=2) as server:
+        port = server.port
+        wait_for_workers(server, WORKERS)
+        assert minted(port, bearer) == [200] * 8
+
+        (tmp_path / "idp-public.pem").unlink()
+        os.kill(booted(server)[0], signal.SIGKILL)
+        wait_for_workers(server, WORKERS + 1)
+        replacement_ready(server)
+        assert minted(port, bearer, count=12) == [200] * 12
