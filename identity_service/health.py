@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_service.api import current_runtime
+from identity_service.auth.session import SessionAuthenticator
 from identity_service.errors import SecretUnavailableError
 from identity_service.observability import exposition
 from identity_service.openapi import build_openapi
@@ -51,9 +52,13 @@ def readyz() -> Response:
         except SecretUnavailableError:
             checks[f"{key}.secret"] = "unavailable"
         for index, authenticator in enumerate(runtime.authenticators[key]):
+            name = f"{key}.auth[{index}]"
+            if isinstance(authenticator, SessionAuthenticator):
+                checks[name] = REFUSED if authenticator.refused() else "ok"
+                continue
             ready = getattr(authenticator, "ready", None)
             if ready is not None:
-                checks[f"{key}.auth[{index}]"] = "ok" if ready() else "unavailable"
+                checks[name] = "ok" if ready() else "unavailable"
         profile = runtime.profiles.get(key)
         if profile is not None:
             checks[f"{key}.profile"] = "ok" if profile.ready() else "unavailable"

@@ -65,6 +65,11 @@ class SessionAuthenticator:
         # serializer; building it twice in a race is harmless.
         self._cached: tuple[tuple[bytes, ...], URLSafeTimedSerializer] | None = None
 
+    def refused(self) -> bool:
+        """Whether the current key's file is refused now, its last good value in use (/readyz)."""
+        self.settings.secret.current()  # a stat(): notices a file that broke since the last cookie
+        return self.settings.secret.refused is not None
+
     def applies(self, request: RequestView) -> bool:
         """Whether the session cookie is present; empty means "no session", as in Flask."""
         return bool(request.cookies.get(self.settings.cookie_name))
