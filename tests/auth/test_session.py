@@ -235,6 +235,32 @@ def test_signed_but_unreadable_payload(make_auth: Callable[..., SessionAuthentic
     assert refused(make_auth(), cookie).reason == "malformed"
 
 
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        {" d": "Mon, 01 Jan 2024 00:00:00 +99999999999999999999"},  # OverflowError in parsing
+        {" u": "not-a-uuid"},
+        {" b": "not base64!"},
+        {" t": 5},
+        {" di": {"a": 1, "b": 2}},
+    ],
+    ids=["date offset overflow", "uuid", "bytes", "tuple", "dict"],
+)
+def test_a_signed_tag_that_cannot_be_read_is_malformed_not_a_500(
+    make_auth: Callable[..., SessionAuthenticator], tagged: dict[str, Any]
+) -> None:
+    # Signed with the product's key but not what Flask would write: each tag's
+    # own conversion error (an overflow included) makes the payload unreadable.
+    signer = URLSafeTimedSerializer(
+        NEW_KEY,
+        salt="cookie-session",
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
+    )
+    with time_machine.travel(T0, tick=False):
+        cookie = signer.dumps({"user_id": "u-1", "field": tagged})
+    assert refused(make_auth(), cookie).reason == "malformed"
+
+
 def test_signed_but_not_a_dict(make_auth: Callable[..., SessionAuthenticator]) -> None:
     app = product_app(NEW_KEY)
     serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
