@@ -13,7 +13,7 @@ from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMe
 from werkzeug.wrappers import Request as BaseRequest
 from werkzeug.wsgi import get_content_length
 
-from identity_service.auth import RequestView, authenticate
+from identity_service.auth import RequestView, authenticate, presented
 from identity_service.errors import (
     AttributeProblem,
     AuthenticationError,
@@ -130,9 +130,9 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     now = runtime.clock()
     authenticators = runtime.authenticators[workspace.key]
     try:
-        identity = authenticate(view, authenticators, now)
+        identity = authenticate(view, authenticators, now, runtime.session_cookies)
     except (AuthenticationError, ForbiddenOriginError) as exc:
-        method = next((a.method for a in authenticators if a.applies(view)), "none")
+        method = presented(view, authenticators, runtime.session_cookies)[0]
         runtime.metrics.auth_failures.labels(workspace.key, method, exc.reason).inc()
         audit(
             "auth_failure",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from identity_service import api, health, problems, snippet_views
 from identity_service.config import load_settings
 from identity_service.observability import RequestObserver
-from identity_service.runtime import EXTENSION, Runtime
+from identity_service.runtime import EXTENSION, KeyFiles, Runtime
 from identity_service.settings import Settings
 from identity_service.token_route import TokenRoute
 
@@ -37,13 +38,18 @@ def create_app(
     *,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    key_files: KeyFiles | None = None,
     **options: Any,
 ) -> Flask:
-    """Create the app on `settings` (default: $IDENTITY_SERVICE_CONFIG or the bundled example)."""
+    """Create the app on `settings` (default: $IDENTITY_SERVICE_CONFIG or the bundled example).
+
+    `key_files`: bearer key files loaded already (`runtime.load_key_files`), as
+    `identity-service serve` passes them to its workers.
+    """
     settings = settings or load_settings()
     app = Flask("identity_service")
     app.config.update(MAX_CONTENT_LENGTH=settings.service.max_body_bytes, **options)
-    runtime = Runtime.build(settings, clock, monotonic)
+    runtime = Runtime.build(settings, clock, monotonic, key_files)
     app.extensions[EXTENSION] = runtime
     app.extensions["identity_service.settings"] = settings
     app.extensions["identity_service.issuer"] = runtime.issuer
@@ -79,7 +85,13 @@ def _install_cors(app: Flask, settings: Settings) -> CorsOptions | None:
     if not origins:
         return None  # same-origin deployments need no CORS at all
     wildcard = "*" in origins
-    resource = {"origins": origins}
+    # flask-cors compares listed strings case-insensitively; the documented rule
+    # is an exact match (browsers send origins in lowercase, and the loader
+    # refuses any other spelling), so each origin goes in as an exact pattern.
+    exact: list[str | re.Pattern[str]] = [
+        o if o == "*" else re.compile(re.escape(o) + r"\Z") for o in origins
+    ]
+    resource = {"origins": exact}
     options: dict[str, Any] = dict(
         resources={API_RESOURCE: resource},
         # Credentials (cookies) only ever for explicitly listed origins;

@@ -180,11 +180,20 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
     """Run the service under gunicorn."""
     from identity_service.server import run_gunicorn
 
+    path = os.path.abspath(config_path) if config_path else None
     with fail_clearly():
-        _load(config_path)  # fail here, once, with a readable message, not in every worker
-    if config_path:
-        os.environ[CONFIG_ENV] = os.path.abspath(config_path)
-    run_gunicorn(bind=bind, workers=workers, threads=threads, timeout=timeout)
+        # Here, once, with a readable message; the workers start from these settings.
+        settings = _load(path)
+    if path:
+        os.environ[CONFIG_ENV] = path
+    run_gunicorn(
+        bind=bind,
+        workers=workers,
+        threads=threads,
+        timeout=timeout,
+        settings=settings,
+        load=lambda: _load(path),  # each SIGHUP: validated before any worker uses it
+    )
 
 
 from identity_service.demo.cli import register as register_demo  # noqa: E402

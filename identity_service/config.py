@@ -29,6 +29,7 @@ from identity_service.secrets import DEV_SECRET_BANNER, SecretSource
 from identity_service.settings import (
     REGIONS,
     STANDARD_ATTRIBUTES,
+    WORKSPACE_KEY_PATTERN,
     AttributeSpec,
     AttributeType,
     AuthSettings,
@@ -51,7 +52,7 @@ INSTANCE_ENV = "IDENTITY_SERVICE_INSTANCE"
 MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
 MAX_LEEWAY = 300
 CDA_SOFT_LIMIT = 250
-WORKSPACE_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
 SESSION_SECRET_MIN_BYTES = 16
 # Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
 # verification material forge tokens, the classic algorithm-confusion attack.
@@ -600,12 +601,18 @@ class _Loader:
         secret = self.secret(item, what, SESSION_SECRET_MIN_BYTES)
         fallbacks: list[SecretSource] = []
         for name in self.strings(item, "fallback_secret_envs", required=False):
-            source = SecretSource("env", name, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES)
+            # A fallback is revoked, not kept, when its file goes bad: removing a
+            # key is how an operator stops trusting it (secrets.py).
+            source = SecretSource(
+                "env", name, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES, on_refused="revoke"
+            )
             self.check_secret(source, "fallback_secret_envs")
             fallbacks.append(source)
         for raw in self.strings(item, "fallback_secret_files", required=False):
             path = str(self.file_path(raw))
-            source = SecretSource("file", path, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES)
+            source = SecretSource(
+                "file", path, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES, on_refused="revoke"
+            )
             self.check_secret(source, "fallback_secret_files")
             fallbacks.append(source)
         origins = self.strings(item, "allowed_origins", required=False)
@@ -748,11 +755,26 @@ def _origin_problem(origin: str) -> str | None:
         return f"{origin!r} is not an origin; write scheme://host[:port]"
     if parts.path or parts.query or parts.fragment or origin.endswith("/"):
         return f"{origin!r} has a path; an origin is only scheme://host[:port]"
-    if not _ORIGIN.fullmatch(origin):
+    # Compared exactly with the Origin header, which browsers serialise in
+    # lowercase and without the scheme's default port: any other spelling
+    # would never match a browser, so it is refused rather than left dead.
+    canonical = f"{parts.scheme}://{parts.netloc.lower()}"
+    if not _ORIGIN.fullmatch(canonical):
         # Origins are compared exactly. flask-cors would compile an entry with
         # *, ?, [ or ( as an unanchored regex that also matches attacker hosts.
         return f"{origin!r}: list each origin exactly (no wildcards, user info or patterns)"
+    try:
+        port = parts.port
+    except ValueError:
+        return f"{origin!r}: the port must be a number from 1 to 65535"
+    if port == _DEFAULT_PORTS[parts.scheme]:
+        canonical = canonical.rpartition(":")[0]
+    if origin != canonical:
+        return f"{origin!r}: write {canonical!r}, exactly as browsers send the Origin header"
     return None
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 _ORIGIN = re.compile(

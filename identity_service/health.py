@@ -6,14 +6,16 @@ import functools
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_service.api import current_runtime
+from identity_service.auth.session import SessionAuthenticator
 from identity_service.errors import SecretUnavailableError
 from identity_service.observability import exposition
 from identity_service.openapi import build_openapi
 from identity_service.problems import problem_response
+from identity_service.reloading import REFUSED_CONFIG
 
 bp = Blueprint("health", __name__)
 
@@ -31,27 +33,38 @@ def healthz() -> Response:
     return jsonify({"status": "ok"})
 
 
+# Serving, but on a last good value: a refused configuration reload, or a
+# secret whose file is refused now. Ready (200), with status "degraded".
+REFUSED = "refused"
+
+
 @bp.get("/readyz")
 def readyz() -> Response:
     """Ready to mint: every secret readable, IdP keys cached or fetchable, profile DB reachable."""
     runtime = current_runtime()
     checks: dict[str, str] = {}
+    if REFUSED_CONFIG in current_app.config:  # under `identity-service serve`
+        checks["config"] = REFUSED if current_app.config[REFUSED_CONFIG] else "ok"
     for key, workspace in runtime.settings.workspaces.items():
         try:
             workspace.secret.get()
-            checks[f"{key}.secret"] = "ok"
+            checks[f"{key}.secret"] = REFUSED if workspace.secret.refused else "ok"
         except SecretUnavailableError:
             checks[f"{key}.secret"] = "unavailable"
         for index, authenticator in enumerate(runtime.authenticators[key]):
+            name = f"{key}.auth[{index}]"
+            if isinstance(authenticator, SessionAuthenticator):
+                checks[name] = REFUSED if authenticator.refused() else "ok"
+                continue
             ready = getattr(authenticator, "ready", None)
             if ready is not None:
-                checks[f"{key}.auth[{index}]"] = "ok" if ready() else "unavailable"
+                checks[name] = "ok" if ready() else "unavailable"
         profile = runtime.profiles.get(key)
         if profile is not None:
             checks[f"{key}.profile"] = "ok" if profile.ready() else "unavailable"
     if runtime.settings.service.rate_limit.storage_url != "memory://":
         checks["rate_limit.storage"] = "ok" if runtime.limiter.ready() else "unavailable"
-    failed = sorted(name for name, state in checks.items() if state != "ok")
+    failed = sorted(name for name, state in checks.items() if state not in ("ok", REFUSED))
     if failed:
         return problem_response(
             503,
@@ -60,7 +73,8 @@ def readyz() -> Response:
             "not-ready",
             extra={"checks": checks},
         )
-    return jsonify({"status": "ready", "checks": checks})
+    degraded = REFUSED in checks.values()
+    return jsonify({"status": "degraded" if degraded else "ready", "checks": checks})
 
 
 @bp.get("/metrics")

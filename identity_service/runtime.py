@@ -13,12 +13,18 @@ from dataclasses import dataclass
 
 from identity_service.auth import Authenticator
 from identity_service.auth.bearer import BearerAuthenticator
+from identity_service.auth.jwks import KeySource, StaticKeySource
 from identity_service.auth.session import SessionAuthenticator
 from identity_service.issuer import TokenIssuer
 from identity_service.observability import Metrics
 from identity_service.profile import SqlProfileSource
 from identity_service.ratelimit import RateLimiter
-from identity_service.settings import BearerAuthSettings, Settings, WorkspaceSettings
+from identity_service.settings import (
+    BearerAuthSettings,
+    SessionAuthSettings,
+    Settings,
+    WorkspaceSettings,
+)
 
 EXTENSION = "identity_service"
 
@@ -34,6 +40,9 @@ class Runtime:
     metrics: Metrics
     limiter: RateLimiter
     clock: Callable[[], float]
+    # Every session method's cookie name, in any workspace: a credential even
+    # where a workspace does not accept it (auth.presented).
+    session_cookies: frozenset[str] = frozenset()
 
     @classmethod
     def build(
@@ -41,9 +50,14 @@ class Runtime:
         settings: Settings,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
+        key_files: KeyFiles | None = None,
     ) -> Runtime:
         """Build every live object; `clock` stamps tokens and places rate-limit hits in their
-        windows, `monotonic` times key caches and the rate-limit storage's breaker."""
+        windows, `monotonic` times key caches and the rate-limit storage's breaker.
+
+        `key_files` are `key_file` key sources loaded already (by `load_key_files`),
+        used instead of reading those files again.
+        """
         profiles = {
             key: SqlProfileSource(ws.profile)
             for key, ws in settings.workspaces.items()
@@ -53,7 +67,8 @@ class Runtime:
         return cls(
             settings=settings,
             authenticators={
-                k: build_authenticators(ws, monotonic) for k, ws in settings.workspaces.items()
+                k: build_authenticators(ws, monotonic, key_files)
+                for k, ws in settings.workspaces.items()
             },
             profiles=profiles,
             issuer=TokenIssuer(settings, profiles),
@@ -66,17 +81,45 @@ class Runtime:
                 monotonic=monotonic,
             ),
             clock=clock,
+            session_cookies=frozenset(
+                method.cookie_name
+                for ws in settings.workspaces.values()
+                for method in ws.auth
+                if isinstance(method, SessionAuthSettings)
+            ),
         )
 
 
 def build_authenticators(
-    workspace: WorkspaceSettings, monotonic: Callable[[], float] = time.monotonic
+    workspace: WorkspaceSettings,
+    monotonic: Callable[[], float] = time.monotonic,
+    key_files: KeyFiles | None = None,
 ) -> tuple[Authenticator, ...]:
     """One authenticator per configured method, in the configured order."""
     built: list[Authenticator] = []
     for method in workspace.auth:
         if isinstance(method, BearerAuthSettings):
-            built.append(BearerAuthenticator(method, clock=monotonic))
+            keys = key_files.get(method) if key_files is not None else None
+            built.append(BearerAuthenticator(method, clock=monotonic, keys=keys))
         else:
             built.append(SessionAuthenticator(method))
     return tuple(built)
+
+
+# Each bearer method's `key_file` source, loaded once.
+KeyFiles = Mapping[BearerAuthSettings, KeySource]
+
+
+def load_key_files(settings: Settings) -> dict[BearerAuthSettings, KeySource]:
+    """Load every bearer `key_file` now (ConfigError naming the file if one is unusable).
+
+    `identity-service serve` does this in the master, so that a worker
+    replacing a dead one needs no key file on disk: one deleted or broken
+    since then cannot keep it from booting.
+    """
+    return {
+        method: StaticKeySource(method.key_file, method.algorithms)
+        for workspace in settings.workspaces.values()
+        for method in workspace.auth
+        if isinstance(method, BearerAuthSettings) and method.key_file is not None
+    }

@@ -2,7 +2,25 @@
 
 from __future__ import annotations
 
-from marshmallow import RAISE, Schema, fields, validate
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+from identity_service.settings import WORKSPACE_KEY_PATTERN
+
+
+class FullMatch(validate.Regexp):
+    """marshmallow's Regexp, matched against the whole value (`re.fullmatch`).
+
+    Regexp uses `re.match`, where a `$` anchor also matches before a trailing
+    newline ("main\\n"). The pattern keeps its `^...$` for the OpenAPI document,
+    whose ECMA-262 patterns have no such exception.
+    """
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self.error.format(input=value, regex=self.regex.pattern))
+        return value
 
 
 class TokenRequestSchema(Schema):
@@ -13,7 +31,7 @@ class TokenRequestSchema(Schema):
 
     workspace = fields.String(
         load_default=None,
-        validate=validate.Regexp(r"^[A-Za-z0-9_-]{1,64}$"),
+        validate=FullMatch(f"^{WORKSPACE_KEY_PATTERN}$"),
         metadata={"description": "Workspace key from the configuration; default when absent."},
     )
 

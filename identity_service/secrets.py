@@ -3,8 +3,16 @@
 Secrets never live in the configuration file; the file only says where to find
 them. A file secret is re-read when the file changes on disk, so an operator
 rotates it by replacing the file (atomically, with `mv`) and no restart is
-needed. A rotated file that is unreadable or too weak is refused and the last
-good value is kept, so a botched rotation never turns into failed requests.
+needed. What happens when the file goes bad (missing, unreadable or too weak)
+is the secret's policy:
+
+- `keep` (the Messenger secret, a session method's current key): the last
+  good value stays in use, so a botched rotation never turns into failed
+  requests. The secret reports itself `refused` meanwhile (for /readyz).
+- `revoke` (a session fallback key): removing the key is how an operator
+  stops trusting it, so it has no value until a good file is back.
+
+Either way the change is logged once, when it happens, not at every request.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ DEV_SECRET_BANNER = (
 GENERATE_SECRET = "openssl rand -base64 48"
 
 SecretKind = Literal["env", "file", "dev"]
+OnRefused = Literal["keep", "revoke"]
 
 
 def _stamp(path: Path) -> tuple[int, int, int]:
@@ -80,9 +89,16 @@ class SecretSource:
     reference: str  # the env variable name, or the file path
     what: str  # e.g. "workspaces.eu messenger secret", for messages
     min_bytes: int = MIN_SECRET_BYTES
+    on_refused: OnRefused = "keep"  # what a bad file means (see the module's docstring)
     _value: bytes | None = field(default=None, repr=False)
     _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _refused: str | None = field(default=None, repr=False)  # why the file is bad now
+
+    @property
+    def refused(self) -> str | None:
+        """Why the file is refused right now (its last good value, or none, in use), else None."""
+        return self._refused
 
     def describe(self) -> str:
         """Say where the secret comes from (never what it is)."""
@@ -153,30 +169,72 @@ class SecretSource:
         return value.encode()
 
     def get(self) -> bytes:
-        """The current secret; a file secret is re-read when the file has changed."""
+        """The current secret; a file secret is re-read when the file has changed.
+
+        Raises SecretUnavailableError when there is none: never loaded, or a
+        `revoke` secret whose file is refused now.
+        """
+        value = self.current()
+        if value is None:
+            raise SecretUnavailableError(f"{self.what}: revoked: {self._refused}")
+        return value
+
+    def current(self) -> bytes | None:
+        """The current secret, or None for a `revoke` secret whose file is refused now."""
         value = self._value
         if value is None:
             with self._lock:
                 return self._value if self._value is not None else self.load()
         if self.kind == "env":
             return value
+        path = Path(self.reference)
         try:
-            current = _stamp(Path(self.reference))
-        except OSError:
-            return value  # file briefly missing mid-rotation: keep the last good value
+            current = _stamp(path)
+        except OSError as exc:
+            with self._lock:
+                # Forget the stamp: whatever file appears next (even the same one
+                # moved back) is read again before it counts as good.
+                self._stamp = None
+                return self._refuse(f"cannot read {path} ({exc.strerror})", value)
         if current == self._stamp:
             # Read the value only now: load() stores it before the stamp, so having
             # seen the new stamp we cannot return the old value.
+            if self._refused is not None and self.on_refused == "revoke":
+                return None  # the same refused file as before
             return self._value or value
         with self._lock:
             previous = self._value or value
             if current == self._stamp:  # another thread reloaded while we waited
-                return previous
+                return None if self._refused and self.on_refused == "revoke" else previous
             try:
                 fresh = self.load()
             except SecretUnavailableError as exc:
-                log.error("secret rotation refused, keeping the previous value: %s", exc.detail)
-                return previous
+                return self._refuse(exc.detail.removeprefix(f"{self.what}: "), previous)
+            was_refused, self._refused = self._refused, None
             if fresh != previous:
-                log.warning("secret reloaded: %s (%s)", self.what, self.describe())
+                log.warning("secret reloaded: %s (%s)", self.what, self.describe(), extra=_pid())
+            elif was_refused is not None:
+                log.warning(
+                    "secret file good again: %s (%s)", self.what, self.describe(), extra=_pid()
+                )
             return fresh
+
+    def _refuse(self, reason: str, previous: bytes) -> bytes | None:
+        """Record that the file is bad (logged once per change); the value to use meanwhile."""
+        if reason != self._refused:
+            self._refused = reason
+            if self.on_refused == "revoke":
+                log.warning("secret revoked: %s: %s", self.what, reason, extra=_pid())
+            else:
+                log.error(
+                    "secret rotation refused, keeping the previous value: %s: %s",
+                    self.what,
+                    reason,
+                    extra=_pid(),
+                )
+        return None if self.on_refused == "revoke" else previous
+
+
+def _pid() -> dict[str, dict[str, int]]:
+    # Each worker process notices on its own: say which one did.
+    return {"fields": {"pid": os.getpid()}}

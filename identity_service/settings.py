@@ -29,6 +29,10 @@ WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
 # (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
 MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
 
+# What a workspace key may be, matched in full (re.fullmatch): the configuration's
+# table names and the token request's "workspace" field.
+WORKSPACE_KEY_PATTERN = r"[A-Za-z0-9_-]{1,64}"
+
 
 @dataclass(frozen=True)
 class AttributeSpec:

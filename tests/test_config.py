@@ -235,6 +235,22 @@ BROKEN: list[Any] = [
         id="regex-cors-origin",
     ),
     pytest.param(
+        '[service]\ncors_origins = ["https://App.pete.example"]\n\n' + workspace(),
+        {}, {}, "service.cors_origins[0]", "write 'https://app.pete.example'",
+        id="cors-origin-not-lowercase",
+    ),
+    pytest.param(
+        '[service]\ncors_origins = ["https://app.pete.example:443"]\n\n' + workspace(),
+        {}, {}, "service.cors_origins[0]", "write 'https://app.pete.example'",
+        id="cors-origin-with-default-port",
+    ),
+    pytest.param(
+        workspace()
+        + SESSION_AUTH.replace("\n\n", '\nallowed_origins = ["HTTP://localhost:80"]\n\n'),
+        {}, {}, "workspaces.eu.auth[0].allowed_origins[0]", "write 'http://localhost'",
+        id="session-origin-not-canonical",
+    ),
+    pytest.param(
         workspace() + SESSION_AUTH.replace("\n\n", '\nallowed_origins = ["ftp://x"]\n\n'),
         {}, {}, "workspaces.eu.auth[0].allowed_origins[0]", "is not an origin",
         id="bad-session-origin",

@@ -98,6 +98,63 @@ def test_a_rotated_file_that_is_too_short_keeps_the_previous_value(
     assert source.get() == SECOND.encode()
 
 
+def refuse_by(how: str, path: Path, moved: Path) -> None:
+    if how == "deleted":
+        path.unlink()
+    elif how == "moved away":
+        os.replace(path, moved)
+    elif how == "emptied":
+        path.write_text("")
+    else:
+        path.write_text(TOO_SHORT)
+
+
+REFUSALS = ["deleted", "moved away", "emptied", "short"]
+
+
+@pytest.mark.parametrize("how", REFUSALS)
+def test_a_keep_secret_whose_file_goes_bad_keeps_its_value_and_says_so_once(
+    secret_file: Path, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    source = file_source(secret_file)
+    assert source.get() == FIRST.encode() and source.refused is None
+    with caplog.at_level(logging.WARNING, logger="identity_service.secrets"):
+        refuse_by(how, secret_file, secret_file.with_name("away"))
+        for _ in range(3):
+            assert source.get() == FIRST.encode()
+        assert source.refused is not None and str(secret_file) in source.refused
+    refusals = [r for r in caplog.records if "keeping the previous value" in r.getMessage()]
+    assert len(refusals) == 1 and refusals[0].levelno == logging.ERROR
+    assert FIRST not in caplog.text
+
+
+@pytest.mark.parametrize("how", REFUSALS)
+def test_a_revoke_secret_whose_file_goes_bad_has_no_value_until_a_good_file_is_back(
+    secret_file: Path, caplog: pytest.LogCaptureFixture, how: str
+) -> None:
+    source = SecretSource("file", str(secret_file), "test fallback key", on_refused="revoke")
+    assert source.current() == FIRST.encode()
+    moved = secret_file.with_name("away")
+    with caplog.at_level(logging.WARNING, logger="identity_service.secrets"):
+        refuse_by(how, secret_file, moved)
+        for _ in range(3):
+            assert source.current() is None
+        with pytest.raises(SecretUnavailableError):
+            source.get()
+        revocations = [r for r in caplog.records if r.getMessage().startswith("secret revoked")]
+        assert len(revocations) == 1  # logged when it happens, not at every request
+        # The same file put back (same inode, size and time) is read again and trusted.
+        if how == "moved away":
+            os.replace(moved, secret_file)
+        else:
+            secret_file.unlink(missing_ok=True)
+            secret_file.write_text(FIRST)
+        assert source.current() == FIRST.encode()
+        assert source.refused is None
+    assert any("good again" in r.getMessage() for r in caplog.records)
+    assert FIRST not in caplog.text
+
+
 def test_a_file_missing_mid_rotation_keeps_the_previous_value(secret_file: Path) -> None:
     source = file_source(secret_file)
     assert source.get() == FIRST.encode()

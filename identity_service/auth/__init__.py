@@ -1,15 +1,23 @@
 """Which logged-in user is this? One module per way of recognising them.
 
 Authenticators see a `RequestView` (plain data, no Flask) and either return an
-`Identity` or raise. They are tried in the configured order, and the first
-whose credential is present decides: a credential that fails verification is
-refused (401) and never falls through to another method, so an attacker cannot
-pick the weakest one by sending a broken token alongside a cookie.
+`Identity` or raise. One credential decides each request, and a credential
+that fails verification is refused (401) and never falls through to another
+method, so an attacker cannot pick the weakest one by sending a broken token
+alongside a cookie:
+
+- an `Authorization` header, when present (not empty), decides: the sender
+  chose it, while the browser attaches cookies to every request. A scheme
+  other than Bearer, or a bearer token for a workspace without a bearer
+  method, is refused as such;
+- otherwise the first session method whose cookie is present decides;
+- otherwise the session cookie of another workspace's method is refused as
+  not accepted here, and no credential at all as missing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -53,25 +61,97 @@ class Authenticator(Protocol):
         ...
 
 
-def authenticate(
-    request: RequestView, authenticators: Sequence[Authenticator], now: float
-) -> Identity:
-    """The identity behind `request`, from the first authenticator whose credential is present."""
+# Which credential a request carries, for refusals, metrics and audit events.
+Presented = Literal["bearer", "session", "other", "none"]
+
+
+def presented(
+    request: RequestView,
+    authenticators: Sequence[Authenticator],
+    session_cookies: Collection[str] = (),
+) -> tuple[Presented, Authenticator | None]:
+    """The credential that decides `request`, and the authenticator that verifies it (if any).
+
+    `session_cookies` are the cookie names of every session method the service
+    has, so that one sent to a workspace without it is recognised as a credential.
+    """
+    authorization = request.authorization
+    if authorization is not None and authorization.strip():
+        if authorization.partition(" ")[0].lower() != "bearer":  # RFC 7235: case-insensitive
+            return "other", None
+        bearer = next((a for a in authenticators if a.method == "bearer"), None)
+        return "bearer", bearer
     for authenticator in authenticators:
-        if authenticator.applies(request):
-            identity = authenticator.authenticate(request, now)
-            if not is_unicode_text(identity.user_id):
-                # Neither the profile query nor signing could take it: a bad
-                # credential (401), not a 500 further on.
-                raise AuthenticationError(
-                    "invalid_claim",
-                    "the user id is not valid Unicode text",
-                    methods=(authenticator.method,),
-                )
-            return identity
-    methods = sorted({a.method for a in authenticators})
-    raise AuthenticationError(
-        "missing_credentials",
-        "no credentials: send a bearer token or the session cookie",
-        methods=methods,
+        if authenticator.method == "session" and authenticator.applies(request):
+            return "session", authenticator
+    if any(request.cookies.get(name) for name in session_cookies):
+        return "session", None
+    return "none", None
+
+
+def authenticate(
+    request: RequestView,
+    authenticators: Sequence[Authenticator],
+    now: float,
+    session_cookies: Collection[str] = (),
+) -> Identity:
+    """The identity behind `request`, from the one credential that decides it (see above)."""
+    kind, authenticator = presented(request, authenticators, session_cookies)
+    if authenticator is None:
+        raise _unusable(kind, {a.method for a in authenticators})
+    identity = authenticator.authenticate(request, now)
+    if not is_unicode_text(identity.user_id):
+        # Neither the profile query nor signing could take it: a bad
+        # credential (401), not a 500 further on.
+        raise AuthenticationError(
+            "invalid_claim",
+            "the user id is not valid Unicode text",
+            methods=(authenticator.method,),
+        )
+    return identity
+
+
+# What to send instead, by the methods a workspace accepts.
+_ASK = {
+    frozenset({"bearer", "session"}): "send a bearer token or the session cookie",
+    frozenset({"bearer"}): "send a bearer token",
+    frozenset({"session"}): "send the session cookie",
+    frozenset(): "this workspace has no authentication method configured",
+}
+
+
+def _unusable(kind: Presented, accepted: set[str]) -> AuthenticationError:
+    """The refusal of a request whose credential no method of this workspace verifies."""
+    methods = sorted(accepted)
+    if kind == "other":
+        # The header itself is never quoted: a credential may sit in any scheme.
+        if "bearer" in accepted:
+            ask = "send Authorization: Bearer <token>"
+        else:
+            ask = "this workspace accepts only the session cookie; send no Authorization header"
+        return AuthenticationError(
+            "unsupported_scheme",
+            f"the Authorization header does not use the Bearer scheme: {ask}",
+            methods=methods,
+        )
+    if kind == "bearer":
+        ask = (
+            "send the session cookie, without an Authorization header"
+            if "session" in accepted
+            else _ASK[frozenset(accepted)]
+        )
+        return AuthenticationError(
+            "method_not_accepted",
+            f"this workspace does not accept bearer tokens: {ask}",
+            methods=methods,
+        )
+    if kind == "session":
+        # Another workspace's session cookie (a browser sends every cookie it has).
+        return AuthenticationError(
+            "method_not_accepted",
+            f"this workspace does not accept the session cookie sent: {_ASK[frozenset(accepted)]}",
+            methods=methods,
+        )
+    return AuthenticationError(
+        "missing_credentials", f"no credentials: {_ASK[frozenset(accepted)]}", methods=methods
     )

@@ -25,7 +25,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from uuid import UUID
 
-from itsdangerous import BadPayload, BadSignature, URLSafeTimedSerializer
+from itsdangerous import BadPayload, BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from identity_service.auth import Identity, Method, RequestView
 from identity_service.errors import AuthenticationError, ForbiddenOriginError
@@ -46,6 +46,8 @@ MAX_COOKIE_CHARS = 8192
 # payload.timestamp.signature in URL-safe base64; a leading "." marks a zlib payload.
 _COOKIE_SHAPE = re.compile(r"\.?[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
 _METHODS = ("session",)
+# Where a signed timestamp no datetime can hold (past 9999-12-31) is placed: in the future.
+_FAR_FUTURE = datetime.max.replace(tzinfo=UTC)
 
 
 class SessionAuthenticator:
@@ -62,6 +64,11 @@ class SessionAuthenticator:
         # either the old pair or the new one, never a key list with the wrong
         # serializer; building it twice in a race is harmless.
         self._cached: tuple[tuple[bytes, ...], URLSafeTimedSerializer] | None = None
+
+    def refused(self) -> bool:
+        """Whether the current key's file is refused now, its last good value in use (/readyz)."""
+        self.settings.secret.current()  # a stat(): notices a file that broke since the last cookie
+        return self.settings.secret.refused is not None
 
     def applies(self, request: RequestView) -> bool:
         """Whether the session cookie is present; empty means "no session", as in Flask."""
@@ -110,8 +117,10 @@ class SessionAuthenticator:
         # into the fallback file, then replacing the current one, and a request whose
         # reads straddle both renames then still holds the outgoing key in one of them
         # (read the other way round it could hold neither; tests/test_rotation.py).
+        # A fallback whose file was removed, emptied or shortened is revoked: left out.
         current = self.settings.secret.get()
-        keys = (*(s.get() for s in self.settings.fallback_secrets), current)
+        fallbacks = (s.current() for s in self.settings.fallback_secrets)
+        keys = (*(key for key in fallbacks if key is not None), current)
         cached = self._cached
         if cached is not None and cached[0] == keys:
             return cached[1]
@@ -119,6 +128,7 @@ class SessionAuthenticator:
             list(keys),
             salt=self.settings.salt,
             serializer=_FlaskTaggedJSON(),
+            signer=_TimestampSigner,
             signer_kwargs={"key_derivation": KEY_DERIVATION, "digest_method": self._digest},
         )
         self._cached = (keys, serializer)
@@ -154,6 +164,22 @@ class SessionAuthenticator:
         if isinstance(value, bool) or not isinstance(value, str | int):
             raise _fail("malformed", f"the session's {key!r} must be a string or an integer")
         return str(value)
+
+
+class _TimestampSigner(TimestampSigner):
+    """itsdangerous's timestamp signer, for a stamp past what a datetime can hold too.
+
+    A cookie signed with the product's key may carry any 8-byte timestamp, and
+    itsdangerous turns it into a datetime only after the signature verified:
+    past year 9999 (or the platform's time_t) that raised out of `loads` as a
+    500. Such a stamp is in the future, and refused as any future stamp is.
+    """
+
+    def timestamp_to_datetime(self, ts: int) -> datetime:
+        try:
+            return super().timestamp_to_datetime(ts)
+        except (ValueError, OverflowError, OSError):  # OSError: some platforms' time_t
+            return _FAR_FUTURE
 
 
 def _fail(reason: str, detail: str) -> AuthenticationError:

@@ -28,7 +28,7 @@ from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.errors import ConfigError
 from tests.support.leak_guard import LeakGuard
-from tests.support.product import product_cookie
+from tests.support.product import product_cookie, product_cookie_stamped
 from tests.support.service import (
     MESSENGER_SECRET,
     ORIGIN,
@@ -212,6 +212,12 @@ def test_session_age_is_checked_against_the_app_clock(
         assert_refused(response, 401, "expired")
 
 
+@pytest.mark.parametrize("timestamp", [253402300800, 2**63, 2**64 - 1])
+def test_a_signed_cookie_dated_past_year_9999_is_401_not_500(post: Post, timestamp: int) -> None:
+    cookie = product_cookie_stamped(USER, SESSION_SECRET, timestamp)
+    assert_refused(post({"Origin": ORIGIN}, cookie=cookie), 401, "expired")
+
+
 # -- cross-origin cookie requests -----------------------------------------------------
 
 
@@ -239,11 +245,39 @@ def test_session_age_is_checked_against_the_app_clock(
 def test_cross_origin_cookie_request_is_forbidden(post: Post, headers: dict[str, str]) -> None:
     response = post(headers, cookie=cookie_from(USER))
     assert_refused(response, 403)
-    # The attacker's page may not even read the refusal: the only origin CORS ever
-    # names is the product's own (flask-cors names it even without an Origin header;
-    # a request without one is not a CORS request, so that grants nothing).
-    granted = response.headers.get("Access-Control-Allow-Origin")
-    assert granted is None or granted.lower() == ORIGIN
+    # The attacker's page may not even read the refusal: CORS names no origin but
+    # the exactly listed one, and none of these is it.
+    assert "Access-Control-Allow-Origin" not in response.headers
+    assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+@pytest.mark.parametrize(
+    "origin",
+    [
+        ORIGIN.upper(),
+        ORIGIN.replace("app", "APP"),
+        ORIGIN.replace("https", "HTTPS"),
+        ORIGIN + ":443",
+    ],
+)
+def test_cors_grants_only_the_exact_listed_origin(
+    client: FlaskClient, valid_bearer: dict[str, str], origin: str
+) -> None:
+    # Origins are compared exactly, as documented: browsers serialise them in
+    # lowercase without a default port, so any other spelling is not a browser
+    # on the listed origin.
+    preflight = client.options(
+        TOKEN_URL,
+        headers={"Origin": origin, "Access-Control-Request-Method": "POST",
+                 "Access-Control-Request-Headers": "authorization"},
+    )  # fmt: skip
+    token = client.post(TOKEN_URL, headers={**valid_bearer, "Origin": origin})
+    assert token.status_code == 200
+    for response in (preflight, token):
+        assert "Access-Control-Allow-Origin" not in response.headers
+        assert "Access-Control-Allow-Credentials" not in response.headers
+    exact = client.post(TOKEN_URL, headers={**valid_bearer, "Origin": ORIGIN})
+    assert exact.headers["Access-Control-Allow-Origin"] == ORIGIN
 
 
 def test_preflight_from_another_origin_gets_no_cors_grant(client: FlaskClient) -> None:
@@ -308,6 +342,11 @@ def test_wrong_content_type_is_415(
         (b'{"workspace": "other"}', 404),
         (b'{"workspace": "main", "attributes": {"plan": "enterprise"}}', 422),
         (b'{"workspace": {"$ne": null}}', 422),
+        # The key must match exactly: a `$` anchor would let a trailing newline through.
+        (b'{"workspace": "main\\n"}', 422),
+        (b'{"workspace": "\\nmain"}', 422),
+        (b'{"workspace": "main\\r\\n"}', 422),
+        (b'{"workspace": "main\\u0000"}', 422),
     ],
 )
 def test_malformed_json_bodies(
@@ -337,10 +376,10 @@ def test_two_megabyte_bearer_token_is_401_not_500(post: Post, service: ServiceFi
         ("Bearer a.b", "malformed"),
         ("Bearer ...", "malformed"),
         ("Bearer eyJ.eyJ.sig extra", "malformed"),
-        ("Bearer=eyJhbGciOiJub25lIn0.e30.", "missing_credentials"),
-        ("Basic dXNlcjpwYXNzd29yZA==", "missing_credentials"),
-        ("Digest username=admin", "missing_credentials"),
-        ("Token abc.def.ghi", "missing_credentials"),
+        ("Bearer=eyJhbGciOiJub25lIn0.e30.", "unsupported_scheme"),
+        ("Basic dXNlcjpwYXNzd29yZA==", "unsupported_scheme"),
+        ("Digest username=admin", "unsupported_scheme"),
+        ("Token abc.def.ghi", "unsupported_scheme"),
         ("", "missing_credentials"),
     ],
 )

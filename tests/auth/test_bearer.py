@@ -228,6 +228,13 @@ LEEWAY = 30
         ({"exp": True}, "invalid_claim"),
         ({"iat": [int(NOW)]}, "invalid_claim"),
         ({"nbf": "yesterday"}, "invalid_claim"),
+        # Far outside any clock or datetime: plain numbers, compared as such.
+        ({"exp": 2**63}, None),
+        ({"exp": 1e308}, None),
+        ({"iat": -(2**63), "nbf": -1e308}, None),
+        ({"iat": 2**63}, "not_yet_valid"),
+        ({"nbf": 2**64}, "not_yet_valid"),
+        ({"exp": -(2**63)}, "expired"),
     ],
 )
 def test_time_claims_with_leeway(
@@ -240,11 +247,12 @@ def test_time_claims_with_leeway(
         assert refused(bearer, token) == reason
 
 
-@pytest.mark.parametrize("exp", ["1e400", "1" + "0" * 400, "-1e400"])
-def test_an_out_of_range_exp_is_not_a_numeric_date(
-    bearer: BearerAuthenticator, idp: SigningKey, exp: str
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf"])
+@pytest.mark.parametrize("value", ["1e400", "1" + "0" * 400, "-1e400"])
+def test_an_out_of_range_time_claim_is_not_a_numeric_date(
+    bearer: BearerAuthenticator, idp: SigningKey, claim: str, value: str
 ) -> None:
-    payload = json.dumps(make_claims(drop=["exp"]))[:-1] + f', "exp": {exp}}}'
+    payload = json.dumps(make_claims(drop=[claim]))[:-1] + f', "{claim}": {value}}}'
     token = sign_with(idp, {"alg": "RS256", "kid": "idp-1"}, payload)
     assert refused(bearer, token) == "invalid_claim"
 

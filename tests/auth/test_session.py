@@ -21,7 +21,7 @@ from identity_service.auth.session import SessionAuthenticator
 from identity_service.errors import AuthenticationError, ForbiddenOriginError
 from identity_service.secrets import SecretSource
 from identity_service.settings import SessionAuthSettings
-from tests.support.product import product_app
+from tests.support.product import product_app, product_cookie_stamped
 
 OLD_KEY = "product-secret-key-2024-aaaaaaaaaaaaaaaa"
 NEW_KEY = "product-secret-key-2025-bbbbbbbbbbbbbbbb"
@@ -235,6 +235,32 @@ def test_signed_but_unreadable_payload(make_auth: Callable[..., SessionAuthentic
     assert refused(make_auth(), cookie).reason == "malformed"
 
 
+@pytest.mark.parametrize(
+    "tagged",
+    [
+        {" d": "Mon, 01 Jan 2024 00:00:00 +99999999999999999999"},  # OverflowError in parsing
+        {" u": "not-a-uuid"},
+        {" b": "not base64!"},
+        {" t": 5},
+        {" di": {"a": 1, "b": 2}},
+    ],
+    ids=["date offset overflow", "uuid", "bytes", "tuple", "dict"],
+)
+def test_a_signed_tag_that_cannot_be_read_is_malformed_not_a_500(
+    make_auth: Callable[..., SessionAuthenticator], tagged: dict[str, Any]
+) -> None:
+    # Signed with the product's key but not what Flask would write: each tag's
+    # own conversion error (an overflow included) makes the payload unreadable.
+    signer = URLSafeTimedSerializer(
+        NEW_KEY,
+        salt="cookie-session",
+        signer_kwargs={"key_derivation": "hmac", "digest_method": hashlib.sha1},
+    )
+    with time_machine.travel(T0, tick=False):
+        cookie = signer.dumps({"user_id": "u-1", "field": tagged})
+    assert refused(make_auth(), cookie).reason == "malformed"
+
+
 def test_signed_but_not_a_dict(make_auth: Callable[..., SessionAuthenticator]) -> None:
     app = product_app(NEW_KEY)
     serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
@@ -295,6 +321,26 @@ def test_wall_clock_is_not_read(make_auth: Callable[..., SessionAuthenticator]) 
         assert auth.authenticate(view(cookie), T0 + 1).user_id == "42"
     with time_machine.travel(T0, tick=False):
         assert refused(auth, cookie, T0 + MAX_AGE + 1).reason == "expired"
+
+
+@pytest.mark.parametrize(
+    "timestamp",
+    [
+        253402300799,  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+        253402300800,  # year 10000: no datetime
+        2**31,
+        2**63 - 1,
+        2**63,
+        2**64 - 1,
+    ],
+)
+def test_a_signed_cookie_dated_past_any_clock_is_refused_as_future(
+    make_auth: Callable[..., SessionAuthenticator], timestamp: int
+) -> None:
+    cookie = product_cookie_stamped({"user_id": 42}, NEW_KEY, timestamp)
+    error = refused(make_auth(), cookie)
+    assert error.reason == "expired"
+    assert error.detail == "the session cookie is dated in the future"
 
 
 # --- key rotation -------------------------------------------------------------

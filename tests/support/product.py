@@ -51,3 +51,22 @@ def product_cookie(
     serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
     assert serializer is not None
     return str(serializer.dumps(dict(data)))
+
+
+def product_cookie_stamped(data: Mapping[str, Any], key: str, timestamp: int) -> str:
+    """A cookie validly signed with `key` by Flask's serializer, stamped with any `timestamp`.
+
+    Flask stamps the wall clock; the subclass makes the same serializer stamp a
+    value no clock reaches (itsdangerous packs it into 8 bytes, so 2**64 - 1 is
+    the largest a signed cookie can carry).
+    """
+    app = product_app(key)
+    serializer = app.session_interface.get_signing_serializer(app)  # type: ignore[attr-defined]
+    assert serializer is not None
+
+    class Stamped(serializer.signer):  # type: ignore[name-defined,misc]
+        def get_timestamp(self) -> int:
+            return timestamp
+
+    serializer.signer = Stamped
+    return str(serializer.dumps(dict(data)))
