@@ -1,6 +1,6 @@
 """The master's last good state (reloading.LastGoodConfig), and what /readyz says about it.
 
-The same rules run under `identity-service serve` in tests/test_reload_faults.py;
+The same rules run under `identity-service serve` in tests/fault/test_reload.py;
 here each refusal is checked on its own, without a server.
 """
 
