@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 from sqlalchemy import create_engine, make_url, text
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 
 from identity_service.errors import ProfileUnavailableError
 from identity_service.settings import AttributeSpec, OnUnavailable, ProfileSettings
@@ -28,11 +28,23 @@ QUERY_CANCELED = "57014"
 MIN_CONNECT_TIMEOUT = 2
 
 
+# What the profile step found: nothing to look in ("none"), the user's own
+# row, no row, a row that is not theirs (ignored), or no answer.
+ProfileOutcome = Literal["none", "found", "no_row", "mismatch", "unavailable"]
+NO_ROW_WARNING = "no profile row for this user: attributes come from the identity's claims alone"
+MISMATCH_WARNING = "profile row ignored: its id is not this user's id"
+
+
 class ProfileSource(Protocol):
     """Anything that can look up a user's profile row."""
 
     @property
     def on_unavailable(self) -> OnUnavailable: ...
+
+    @property
+    def id_column(self) -> str:
+        """The row's column holding the user's own id."""
+        ...
 
     def fetch(self, user_id: str) -> dict[str, Any] | None:
         """The user's row as a dict, None when there is none; raise ProfileUnavailableError."""
@@ -40,10 +52,11 @@ class ProfileSource(Protocol):
 
 
 class ProfileLookup(NamedTuple):
-    """A profile row (or None) and the warnings explaining why it may be missing."""
+    """The user's own profile row (or None), why it may be missing, and what happened."""
 
     row: dict[str, Any] | None
     warnings: tuple[str, ...]
+    outcome: ProfileOutcome
 
 
 class SqlProfileSource:
@@ -63,11 +76,22 @@ class SqlProfileSource:
     def on_unavailable(self) -> OnUnavailable:
         return self.settings.on_unavailable
 
+    @property
+    def id_column(self) -> str:
+        return self.settings.id_column
+
     def fetch(self, user_id: str) -> dict[str, Any] | None:
         """The first row the query returns for `user_id`, or None when it returns none."""
         with self._connect() as connection:
             try:
                 row = connection.execute(self._query, {"user_id": user_id}).mappings().first()
+            except DataError as exc:
+                # A data exception (SQLSTATE class 22): the database could not take
+                # this value as the id column's type ("abc" for an integer, a
+                # character its encoding lacks). No row can hold such an id: it is
+                # the user's input, not an outage, so the answer is "no row".
+                log.info("profile query took the user id as no row: %s", _summary(exc))
+                return None
             except SQLAlchemyError as exc:
                 raise self._unavailable("query failed", exc) from None
         return None if row is None else dict(row)
@@ -141,19 +165,50 @@ def _summary(exc: SQLAlchemyError) -> str:
 
 
 def fetch_profile(source: ProfileSource | None, user_id: str) -> ProfileLookup:
-    """The user's profile row under the source's `on_unavailable` policy.
+    """The user's own profile row under the source's `on_unavailable` policy.
+
+    A row is used only when its `id_column`, as text (`str()`, as the token's
+    user id is made), equals `user_id` exactly. The database compared
+    `:user_id` with its id column in that column's type, so an INTEGER column
+    finds user 1's row for "01", " 1" or "1e0"; such a row is never theirs and
+    is ignored with a warning (outcome "mismatch"), whatever the query says.
 
     `fail` lets ProfileUnavailableError through (503); `omit` returns no row and
     a warning, so the token is minted from the identity's claims alone.
     """
     if source is None:
-        return ProfileLookup(None, ())
+        return ProfileLookup(None, (), "none")
     try:
-        return ProfileLookup(source.fetch(user_id), ())
+        row = source.fetch(user_id)
     except ProfileUnavailableError as exc:
         if source.on_unavailable == "fail":
             raise
-        return ProfileLookup(None, (f"profile source unavailable: {exc.detail}",))
+        return ProfileLookup(None, (f"profile source unavailable: {exc.detail}",), "unavailable")
+    if row is None:
+        return ProfileLookup(None, (NO_ROW_WARNING,), "no_row")
+    if not _owns(row, source.id_column, user_id):
+        return ProfileLookup(None, (MISMATCH_WARNING,), "mismatch")
+    return ProfileLookup(row, (), "found")
+
+
+def _owns(row: Mapping[str, Any], id_column: str, user_id: str) -> bool:
+    if id_column not in row:
+        log.error(
+            "profile row ignored: the query returns no column %r (profile.id_column); "
+            "select the user's id column",
+            id_column,
+        )
+        return False
+    value = row[id_column]
+    if value is not None and str(value) == user_id:
+        return True
+    # Which user asked is in the access line; the row's values stay out of the log.
+    log.warning(
+        "profile row ignored: its %r (%s) is not the user id the query was given",
+        id_column,
+        type(value).__name__,
+    )
+    return False
 
 
 def gather_facts(

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from re import Pattern
 from typing import Literal
 
 from identity_service.errors import UnknownWorkspaceError
@@ -94,6 +95,10 @@ class ProfileSettings:
 
     url: str
     query: str
+    # The column of the query's row that holds the user's own id. A row is used
+    # only when this value, as text, equals the token's user id exactly: the
+    # database may have compared :user_id in another type ("01" = 1).
+    id_column: str
     timeout: float = 2.0
     on_unavailable: OnUnavailable = "omit"
     pool_size: int = 5
@@ -113,6 +118,7 @@ class WorkspaceSettings:
     attributes: tuple[AttributeSpec, ...] = ()
     auth: tuple[AuthSettings, ...] = ()
     profile: ProfileSettings | None = None
+    user_id_pattern: Pattern[str] | None = None  # every user id must fully match it
 
     @property
     def custom_attributes(self) -> tuple[AttributeSpec, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -11,7 +12,13 @@ from typing import Any
 import pytest
 
 from identity_service.errors import ProfileUnavailableError
-from identity_service.profile import SqlProfileSource, fetch_profile, gather_facts
+from identity_service.profile import (
+    MISMATCH_WARNING,
+    NO_ROW_WARNING,
+    SqlProfileSource,
+    fetch_profile,
+    gather_facts,
+)
 from identity_service.settings import AttributeSpec, OnUnavailable, ProfileSettings
 from tests.support.postgres import (
     POSTGRES_URL,
@@ -44,6 +51,7 @@ def make_source() -> Iterator[SourceFactory]:
     made: list[SqlProfileSource] = []
 
     def make(url: str, query: str, **options: Any) -> SqlProfileSource:
+        options.setdefault("id_column", "user_id")
         source = SqlProfileSource(ProfileSettings(url=url, query=query, **options))
         made.append(source)
         return source
@@ -154,7 +162,9 @@ def test_sqlite_lock_wait_is_bounded(make_source: SourceFactory, sqlite_url: str
 
 def test_unsupported_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="not supported"):
-        SqlProfileSource(ProfileSettings(url="mysql://u@localhost/db", query=_query("t")))
+        SqlProfileSource(
+            ProfileSettings(url="mysql://u@localhost/db", query=_query("t"), id_column="user_id")
+        )
 
 
 # --- unreachable database and the on_unavailable policy --------------------------
@@ -185,7 +195,7 @@ def test_no_password_form_reaches_clients_or_logs(
     make_source: SourceFactory, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     source = make_source(url, _query("profiles"), on_unavailable="omit")
-    _, warnings = fetch_profile(source, "u1")
+    _, warnings, _ = fetch_profile(source, "u1")
     assert warnings and "s3cret-pw" not in warnings[0] and "127.0.0.1" not in warnings[0]
     assert "s3cret-pw" not in source.description
     assert "s3cret-pw" not in caplog.text
@@ -198,8 +208,9 @@ def test_unreachable_is_not_ready(make_source: SourceFactory) -> None:
 
 def test_fetch_profile_omit_returns_warning(make_source: SourceFactory) -> None:
     source = make_source(UNREACHABLE, _query("profiles"), on_unavailable="omit")
-    row, warnings = fetch_profile(source, "u1")
+    row, warnings, outcome = fetch_profile(source, "u1")
     assert row is None
+    assert outcome == "unavailable"
     assert len(warnings) == 1
     assert warnings[0].startswith("profile source unavailable: ")
     assert "unreachable" in warnings[0]
@@ -217,12 +228,66 @@ def test_fetch_profile_when_reachable(
     make_source: SourceFactory, sqlite_url: str, policy: OnUnavailable
 ) -> None:
     source = make_source(sqlite_url, _query("profiles"), on_unavailable=policy)
-    assert fetch_profile(source, "u1") == (ROWS[0], ())
-    assert fetch_profile(source, "nobody") == (None, ())
+    assert fetch_profile(source, "u1") == (ROWS[0], (), "found")
+    assert fetch_profile(source, "nobody") == (None, (NO_ROW_WARNING,), "no_row")
 
 
 def test_fetch_profile_without_source() -> None:
-    assert fetch_profile(None, "u1") == (None, ())
+    assert fetch_profile(None, "u1") == (None, (), "none")
+
+
+@pytest.mark.parametrize(
+    ("query", "user_id"),
+    [
+        pytest.param("SELECT 'u2' AS user_id, email FROM profiles", "u1", id="another-users-id"),
+        pytest.param("SELECT NULL AS user_id, email FROM profiles", "u1", id="null-id"),
+        pytest.param(
+            "SELECT email FROM profiles WHERE user_id = :user_id", "u1", id="no-id-column"
+        ),
+        pytest.param("SELECT 1 AS user_id, email FROM profiles", "1.0", id="integer-id-1"),
+        pytest.param("SELECT 'U1' AS user_id, email FROM profiles", "u1", id="case"),
+    ],
+)
+def test_a_row_that_is_not_the_users_is_ignored(
+    make_source: SourceFactory,
+    sqlite_url: str,
+    query: str,
+    user_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if ":user_id" not in query:
+        query += " WHERE :user_id IS NOT NULL"
+    source = make_source(sqlite_url, query)
+    assert source.fetch(user_id) is not None  # the database did return a row ...
+    assert fetch_profile(source, user_id) == (None, (MISMATCH_WARNING,), "mismatch")  # ... unused
+    assert "profile row ignored" in caplog.text
+    assert "example.com" not in caplog.text  # no value of the row is logged
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_integer_id_column_matches_only_its_own_spelling(
+    make_source: SourceFactory, tmp_path: Path, backend: str
+) -> None:
+    rows = [{"user_id": 1, "email": "one@example.com", "plan": "pro", "seats": 1}]
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            path = tmp_path / "int.db"
+            with sqlite3.connect(path) as db:
+                db.execute("CREATE TABLE t (user_id INTEGER, email TEXT, plan TEXT, seats INT)")
+                db.execute("INSERT INTO t VALUES (1, 'one@example.com', 'pro', 1)")
+            db.close()
+            url, table = f"sqlite:///{path}", "t"
+        else:
+            require_postgres()
+            url = POSTGRES_URL
+            columns = "user_id integer, email text, plan text, seats integer"
+            table = stack.enter_context(scratch_table(columns, rows))
+        source = make_source(url, _query(table))
+        assert fetch_profile(source, "1") == (rows[0], (), "found")
+        for spelling in ("01", " 1", "1 ", "+1"):
+            assert source.fetch(spelling) == rows[0]  # the database's own comparison ...
+            row, _, outcome = fetch_profile(source, spelling)  # ... is not trusted
+            assert (row, outcome) == (None, "mismatch")
 
 
 # --- PostgreSQL ---------------------------------------------------------------
@@ -277,7 +342,7 @@ def test_postgres_slow_query_is_cut_off(make_source: SourceFactory, pg_table: st
     assert source.fetch("u2") == ROWS[1]
 
     omitting = make_source(POSTGRES_URL, query, timeout=0.5, on_unavailable="omit")
-    row, warnings = fetch_profile(omitting, "u1")
+    row, warnings, _ = fetch_profile(omitting, "u1")
     assert row is None
     assert "timed out" in warnings[0]
 

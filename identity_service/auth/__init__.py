@@ -9,12 +9,13 @@ pick the weakest one by sending a broken token alongside a cookie.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from identity_service.errors import AuthenticationError
-from identity_service.text import is_unicode_text
+from identity_service.user_ids import user_id_problem
 
 Method = Literal["bearer", "session"]
 
@@ -54,20 +55,23 @@ class Authenticator(Protocol):
 
 
 def authenticate(
-    request: RequestView, authenticators: Sequence[Authenticator], now: float
+    request: RequestView,
+    authenticators: Sequence[Authenticator],
+    now: float,
+    user_id_pattern: re.Pattern[str] | None = None,
 ) -> Identity:
-    """The identity behind `request`, from the first authenticator whose credential is present."""
+    """The identity behind `request`, from the first authenticator whose credential is present.
+
+    Whatever the method, the user id must be one (`user_ids.user_id_problem`,
+    and the workspace's `user_id_pattern`): a credential naming anything else
+    is refused here (401 `invalid_claim`), the same on every backend, before
+    a profile query could misread it as a database outage.
+    """
     for authenticator in authenticators:
         if authenticator.applies(request):
             identity = authenticator.authenticate(request, now)
-            if not is_unicode_text(identity.user_id):
-                # Neither the profile query nor signing could take it: a bad
-                # credential (401), not a 500 further on.
-                raise AuthenticationError(
-                    "invalid_claim",
-                    "the user id is not valid Unicode text",
-                    methods=(authenticator.method,),
-                )
+            if problem := user_id_problem(identity.user_id, user_id_pattern):
+                raise AuthenticationError("invalid_claim", problem, methods=(authenticator.method,))
             return identity
     methods = sorted({a.method for a in authenticators})
     raise AuthenticationError(
