@@ -576,8 +576,12 @@ class _Loader:
 
     def profile(self, table: Mapping[str, Any]) -> ProfileSettings:
         self.only_keys(
-            table, {"url", "query", "id_column", "timeout", "on_unavailable", "pool_size"}
-        )
+            table,
+            {
+                "url", "query", "id_column", "timeout", "on_unavailable", "pool_size",
+                "breaker_cooldown",
+            },
+        )  # fmt: skip
         url = self.get(table, "url", str, "", _non_empty, required=True)
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             # A relative SQLite path is relative to the configuration file, not the cwd.
@@ -609,6 +613,9 @@ class _Loader:
             timeout=self.get(table, "timeout", float, 2.0, _between(0.1, 30, "seconds")),
             on_unavailable=on_unavailable,
             pool_size=self.get(table, "pool_size", int, 5, _between(1, 50, "connections")),
+            breaker_cooldown=self.get(
+                table, "breaker_cooldown", float, 5.0, _between(0, 300, "seconds")
+            ),
         )
 
     def cross_checks(

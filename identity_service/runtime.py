@@ -42,9 +42,10 @@ class Runtime:
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> Runtime:
-        """Build every live object; `clock` stamps tokens, `monotonic` times key caches."""
+        """Build every live object; `clock` stamps tokens, `monotonic` times key caches,
+        profile deadlines and the profile circuit breaker."""
         profiles = {
-            key: SqlProfileSource(ws.profile)
+            key: SqlProfileSource(ws.profile, clock=monotonic)
             for key, ws in settings.workspaces.items()
             if ws.profile is not None
         }

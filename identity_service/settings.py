@@ -89,6 +89,10 @@ class SessionAuthSettings:
 AuthSettings = BearerAuthSettings | SessionAuthSettings
 
 
+DEADLINE_GRACE = 0.25  # seconds the client deadline leaves the server's statement_timeout
+BREAKER_FAILURES = 3  # failed profile lookups in a row that open the circuit breaker
+
+
 @dataclass(frozen=True)
 class ProfileSettings:
     """Where profile rows come from: a parameterised SQL query run through SQLAlchemy Core."""
@@ -102,6 +106,17 @@ class ProfileSettings:
     timeout: float = 2.0
     on_unavailable: OnUnavailable = "omit"
     pool_size: int = 5
+    breaker_cooldown: float = 5.0  # seconds the database is skipped after repeated failures
+
+    @property
+    def deadline(self) -> float:
+        """The client-side bound on one lookup, once it has its connection (seconds).
+
+        A little over `timeout`, which is also the server's statement_timeout:
+        a slow query is cancelled by the server first (its connection stays
+        usable), and the client cuts the connection only when nothing answers.
+        """
+        return round(self.timeout + DEADLINE_GRACE, 3)
 
 
 @dataclass(frozen=True)

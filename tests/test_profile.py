@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event, make_url
 
+from identity_service.breaker import CircuitBreaker
 from identity_service.errors import ProfileUnavailableError
 from identity_service.profile import (
     MISMATCH_WARNING,
@@ -27,6 +30,7 @@ from tests.support.postgres import (
     table_exists,
     terminate_backend,
 )
+from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
 ROWS = [
     {"user_id": "u1", "email": "ada@example.com", "plan": "pro", "seats": 3},
@@ -426,3 +430,168 @@ def test_gather_facts_only_whitelisted_and_untouched() -> None:
     assert facts["raw"] is nested  # passed through: validation is attributes.py's job
     assert "sub" not in facts
     assert "seats" not in facts
+
+
+# --- a hung or dropped PostgreSQL, through a proxy the test controls ------------------
+
+DEADLINE_SLACK = 1.0  # scheduling on a busy 2-core machine; the bound itself is timeout + 0.25 s
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[TcpProxy]:
+    require_postgres()
+    target = make_url(POSTGRES_URL)
+    with tcp_proxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        yield proxy
+
+
+def _through(proxy: TcpProxy) -> str:
+    return make_url(POSTGRES_URL).set(port=proxy.port).render_as_string(hide_password=False)
+
+
+def _bounded(call: Callable[[], Any], proxy: TcpProxy, limit: float = 8) -> tuple[Any, float]:
+    """Run `call` in a thread; (its result or exception, seconds). A hang past `limit` fails."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    elapsed = time.monotonic() - started
+    if thread.is_alive():
+        proxy.resume()  # let the stuck call go before failing
+        thread.join(10)
+        pytest.fail(f"still waiting on the silent database after {limit:g} s")
+    return outcome[0], elapsed
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("policy", ["fail", "omit"])
+def test_a_silent_database_costs_a_lookup_no_more_than_its_deadline(
+    make_source: SourceFactory, pg_proxy: TcpProxy, pg_table: str, policy: OnUnavailable
+) -> None:
+    source = make_source(_through(pg_proxy), _query(pg_table), timeout=0.3, on_unavailable=policy)
+    assert source.fetch("u1") == ROWS[0]  # a pooled connection is open through the proxy
+    pg_proxy.silence()  # the connection stays open; nothing comes back
+    outcome, elapsed = _bounded(lambda: fetch_profile(source, "u1"), pg_proxy)
+    assert elapsed < 0.3 + 0.25 + DEADLINE_SLACK
+    if policy == "fail":
+        assert isinstance(outcome, ProfileUnavailableError)
+        assert outcome.detail == "profile database: no answer within 0.55s (client deadline)"
+    else:
+        assert outcome[0] is None and outcome[2] == "unavailable"
+        assert "no answer within 0.55s" in outcome[1][0]
+    pg_proxy.resume()
+    assert source.fetch("u2") == ROWS[1]  # a new connection once the network is back
+
+
+@pytest.mark.postgres
+def test_readiness_does_not_hang_on_a_silent_database(
+    make_source: SourceFactory, pg_proxy: TcpProxy, pg_table: str
+) -> None:
+    source = make_source(_through(pg_proxy), _query(pg_table), timeout=0.3)
+    assert source.ready() is True
+    pg_proxy.silence()
+    ready, elapsed = _bounded(source.ready, pg_proxy)
+    assert ready is False
+    assert elapsed < 0.3 + 0.25 + DEADLINE_SLACK
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_after_the_query_is_not_an_error(
+    make_source: SourceFactory, pg_table: str
+) -> None:
+    # The server goes away between the answer and the end of the lookup (where
+    # the implicit ROLLBACK used to run, outside the error handling: a 500).
+    source = make_source(POSTGRES_URL, _query(pg_table), pool_size=1, on_unavailable="fail")
+
+    def kill_after_the_answer(connection: Any, *_: Any) -> None:
+        terminate_backend(connection.connection.dbapi_connection.info.backend_pid)
+
+    event.listen(source._engine, "after_cursor_execute", kill_after_the_answer)
+    try:
+        outcome = fetch_profile(source, "u1")
+    finally:
+        event.remove(source._engine, "after_cursor_execute", kill_after_the_answer)
+    assert outcome == (ROWS[0], (), "found")
+    assert source.fetch("u2") == ROWS[1]  # the dead connection is replaced
+
+
+def test_a_long_sqlite_query_is_interrupted_at_the_deadline(
+    make_source: SourceFactory, sqlite_url: str
+) -> None:
+    # SQLite can block too: a statement that runs for a long time holds the caller.
+    query = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        "SELECT :user_id AS user_id, count(*) AS n FROM (SELECT x FROM c LIMIT 1000000000)"
+    )
+    source = make_source(sqlite_url, query, timeout=0.3, on_unavailable="fail")
+    started = time.monotonic()
+    with pytest.raises(ProfileUnavailableError, match=r"no answer within 0\.55s"):
+        source.fetch("u1")
+    assert time.monotonic() - started < 0.55 + DEADLINE_SLACK
+    fast = make_source(sqlite_url, _query("profiles"), timeout=0.3)
+    assert fast.fetch("u1") == ROWS[0]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failing_database_is_skipped_for_the_cooldown_then_probed() -> None:
+    clock = FakeClock()
+    settings = ProfileSettings(
+        url=UNREACHABLE, query=_query("t"), id_column="user_id", on_unavailable="fail",
+        breaker_cooldown=5,
+    )  # fmt: skip
+    source = SqlProfileSource(settings, clock=clock)
+    try:
+        for _ in range(3):  # BREAKER_FAILURES
+            with pytest.raises(ProfileUnavailableError, match="unreachable"):
+                source.fetch("u1")
+        started = time.monotonic()
+        with pytest.raises(ProfileUnavailableError, match="skipped after repeated failures"):
+            source.fetch("u1")
+        assert time.monotonic() - started < 0.05  # no connection attempt at all
+        assert source.ready() is False
+        clock.now += 5
+        with pytest.raises(ProfileUnavailableError, match="unreachable"):
+            source.fetch("u1")  # the probe goes to the database, fails, and reopens
+        with pytest.raises(ProfileUnavailableError, match="skipped"):
+            source.fetch("u1")
+    finally:
+        source.close()
+
+
+def test_the_breaker_closes_after_a_successful_probe() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker("db", failures=2, cooldown=5, clock=clock)
+    breaker.failed()
+    assert breaker.allow()  # one failure is not a pattern
+    breaker.failed()
+    assert not breaker.allow()
+    clock.now += 4.9
+    assert not breaker.allow()
+    clock.now += 0.1
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # one probe at a time
+    breaker.succeeded()
+    assert breaker.allow() and breaker.allow()
+    assert not breaker.is_open
+
+
+def test_a_breaker_with_no_cooldown_never_opens() -> None:
+    breaker = CircuitBreaker("db", failures=1, cooldown=0)
+    for _ in range(5):
+        breaker.failed()
+    assert breaker.allow()
