@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import re
 import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +27,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
+from identity_service.auth import Identity
+from identity_service.errors import InvalidUserIdError, ProfileUnavailableError
+from identity_service.runtime import Runtime
 from tests.support.keys import rsa_key
 from tests.support.postgres import POSTGRES_URL, require_postgres, scratch_table
 from tests.support.product import product_cookie
 from tests.support.served import Server, serving
-from tests.support.service import MESSENGER_SECRET, SESSION_SECRET
+from tests.support.service import MESSENGER_SECRET, SESSION_SECRET, make_service
 
 pytestmark = pytest.mark.postgres
 
@@ -242,3 +246,28 @@ def test_an_id_the_column_type_cannot_hold_is_no_row_not_an_outage(
     assert body["warnings"] == [
         "no profile row for this user: attributes come from the identity's claims alone"
     ]
+
+
+def test_the_issuer_checks_the_user_id_before_any_lookup(tmp_path: Path) -> None:
+    # The server-rendered snippet mints through the issuer without authenticate().
+    # The profile database is unreachable under `fail`: a lookup would be a 503.
+    service = make_service(tmp_path)
+    main = service.settings.workspaces["main"]
+    assert main.profile is not None
+    unreachable = replace(
+        main.profile, url="postgresql+psycopg://nobody@127.0.0.1:1/x", on_unavailable="fail"
+    )
+    main = replace(main, profile=unreachable)
+    runtime = Runtime.build(replace(service.settings, workspaces={"main": main}))
+    try:
+        for bad in ("victim\x00admin", "a\nb", "x" * 256):
+            with pytest.raises(InvalidUserIdError):
+                runtime.issuer.issue(Identity(user_id=bad, method="session"), "main", 1)
+        narrowed = replace(main, user_id_pattern=re.compile("[0-9]+"))
+        with pytest.raises(InvalidUserIdError, match="user_id_pattern"):
+            runtime.issuer.issue_detailed(Identity("user-42", "session"), narrowed, 1)
+        with pytest.raises(ProfileUnavailableError):  # a good id does reach the database
+            runtime.issuer.issue(Identity("42", "session"), "main", 1)
+    finally:
+        for source in runtime.profiles.values():
+            source.close()
