@@ -63,6 +63,10 @@ class Deadline:
         duplicate = socket.socket(fileno=os.dup(fileno))
         self.watch(lambda: _shutdown(duplicate), duplicate.close)
 
+    @property
+    def done(self) -> bool:
+        return self._done
+
     def expire(self) -> None:
         with self._lock:
             if self._done or self.expired:
@@ -124,8 +128,13 @@ class Watchdog:
     def _run(self) -> None:
         while True:
             with self._wakeup:
-                while not self._pending:
+                # Calls that have ended need no expiring: drop them now, so the
+                # thread wakes up about once per deadline under load, not per call.
+                while self._pending and self._pending[0].done:
+                    self._pending.popleft()
+                if not self._pending:
                     self._wakeup.wait()
+                    continue
                 oldest = self._pending[0]
                 delay = oldest.due - self._clock()
                 if delay > 0:
