@@ -75,8 +75,9 @@ class SqlProfileSource:
     connection's return): a database that stops answering is cut off by the
     watchdog (`deadlines.py`), never waited on. Repeated failures open a
     circuit breaker, so a dead database is skipped instead of costing every
-    request the deadline. Connections are autocommit and read-only: one round
-    trip per lookup, nothing to roll back, and a query that writes is refused.
+    request the deadline. Connections are autocommit and read-only: no
+    pre-ping, BEGIN or ROLLBACK round trips, nothing to roll back, and a query
+    that writes is refused.
     """
 
     def __init__(
@@ -119,7 +120,7 @@ class SqlProfileSource:
             )
         try:
             row = self._lookup(user_id)
-        except ProfileUnavailableError:
+        except BaseException:  # whatever it was, a probe must not stay pending
             self._breaker.failed()
             raise
         self._breaker.succeeded()
@@ -133,11 +134,14 @@ class SqlProfileSource:
             try:
                 with self._engine.connect() as connection:
                     connection.execute(text("SELECT 1")).scalar_one()
-            except (SQLAlchemyError, self._dbapi_error) as exc:
+            except (SQLAlchemyError, self._dbapi_error, OSError) as exc:
                 reason = self._deadline_text() if deadline.expired else _summary(exc)
                 log.warning("profile database %s not ready: %s", self.description, reason)
                 self._breaker.failed()
                 return False
+            except BaseException:
+                self._breaker.failed()
+                raise
         self._breaker.succeeded()
         return True
 
@@ -153,7 +157,8 @@ class SqlProfileSource:
             for attempt in (1, 2):
                 try:
                     return self._query_once(user_id)
-                except (_ConnectError, SQLAlchemyError, self._dbapi_error) as exc:
+                # OSError: the watchdog could not duplicate the socket (no descriptors left).
+                except (_ConnectError, SQLAlchemyError, self._dbapi_error, OSError) as exc:
                     if deadline.expired:
                         log.warning(
                             "profile database %s: %s", self.description, self._deadline_text()
