@@ -39,21 +39,25 @@ class Deadline:
         self.due = due
         self.expired = False
         self._done = False
-        self._aborts: list[Abort] = []
+        self._aborts: dict[int, Abort] = {}
         self._closers: list[Callable[[], None]] = []
         self._lock = threading.Lock()
 
-    def watch(self, abort: Abort, close: Callable[[], None] | None = None) -> None:
-        """Abort with `abort` if the call overruns (at once if it already has)."""
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def watch(self, key: int, abort: Abort, close: Callable[[], None] | None = None) -> None:
+        """Abort connection `key` with `abort` if the call overruns (at once if it already has)."""
         with self._lock:
             if close is not None:
                 self._closers.append(close)
             if not self.expired:
-                self._aborts.append(abort)
+                self._aborts[key] = abort
                 return
         abort()
 
-    def watch_socket(self, fileno: int) -> None:
+    def watch_socket(self, key: int, fileno: int) -> None:
         """Shut the connection on file descriptor `fileno` down if the call overruns.
 
         Through a duplicate descriptor held until the call ends: the driver
@@ -61,26 +65,29 @@ class Deadline:
         descriptor number must never be shut down in its place.
         """
         duplicate = socket.socket(fileno=os.dup(fileno))
-        self.watch(lambda: _shutdown(duplicate), duplicate.close)
+        self.watch(key, lambda: _shutdown(duplicate), duplicate.close)
 
-    @property
-    def done(self) -> bool:
-        return self._done
+    def unwatch(self, key: int) -> None:
+        """The call is done with connection `key` (returned to its pool for others to use)."""
+        with self._lock:
+            self._aborts.pop(key, None)
 
     def expire(self) -> None:
+        # Aborts run under the lock, so a connection handed back (`unwatch`)
+        # meanwhile, and then used by another call, is never aborted.
         with self._lock:
             if self._done or self.expired:
                 return
             self.expired = True
-            aborts, self._aborts = self._aborts, []
-        for abort in aborts:
-            with suppress(Exception):  # an abort that fails leaves the call to its own timeouts
-                abort()
+            for abort in self._aborts.values():
+                with suppress(Exception):  # a failed abort leaves the call to its own timeouts
+                    abort()
+            self._aborts.clear()
 
     def finish(self) -> None:
         with self._lock:
             self._done = True
-            self._aborts = []
+            self._aborts.clear()
             closers, self._closers = self._closers, []
         for close in closers:
             with suppress(OSError):

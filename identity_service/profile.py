@@ -102,6 +102,7 @@ class SqlProfileSource:
         )
         event.listen(self._engine, "do_connect", self._on_connect)
         event.listen(self._engine, "checkout", self._on_checkout)
+        event.listen(self._engine, "checkin", self._on_checkin)
 
     @property
     def on_unavailable(self) -> OnUnavailable:
@@ -210,15 +211,22 @@ class SqlProfileSource:
     def _on_checkout(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
         self._watch(dbapi_connection)
 
+    def _on_checkin(self, dbapi_connection: Any, record: Any) -> None:
+        # Back in the pool, the connection may serve another lookup at once: this
+        # lookup's deadline must no longer touch it.
+        deadline = self._watchdog.current()
+        if deadline is not None and dbapi_connection is not None:
+            deadline.unwatch(id(dbapi_connection))
+
     def _watch(self, dbapi_connection: Any) -> None:
         deadline = self._watchdog.current()
         if deadline is None:
             return  # outside a lookup (dispose, tests' own use)
         if self._backend == "sqlite":
             # sqlite3's documented way to stop a running statement from another thread.
-            deadline.watch(dbapi_connection.interrupt)
+            deadline.watch(id(dbapi_connection), dbapi_connection.interrupt)
         else:
-            deadline.watch_socket(dbapi_connection.fileno())
+            deadline.watch_socket(id(dbapi_connection), dbapi_connection.fileno())
 
     def _unavailable(self, exc: Exception) -> ProfileUnavailableError:
         # Where the database is, and the driver's message (which may quote the

@@ -16,7 +16,7 @@ def test_a_call_that_overruns_is_aborted_once_at_its_deadline() -> None:
     aborted: list[float] = []
     with watchdog.guard() as deadline:
         started = time.monotonic()
-        deadline.watch(lambda: aborted.append(time.monotonic() - started))
+        deadline.watch(1, lambda: aborted.append(time.monotonic() - started))
         time.sleep(SECONDS * 3)
     assert deadline.expired
     assert len(aborted) == 1
@@ -28,7 +28,7 @@ def test_a_call_that_ends_in_time_is_never_aborted() -> None:
     aborted: list[int] = []
     for _ in range(50):
         with watchdog.guard() as deadline:
-            deadline.watch(lambda: aborted.append(1))
+            deadline.watch(1, lambda: aborted.append(1))
     time.sleep(SECONDS * 2)
     assert aborted == []
     assert not deadline.expired
@@ -39,7 +39,7 @@ def test_a_connection_watched_after_the_deadline_is_aborted_at_once() -> None:
     with watchdog.guard() as deadline:
         time.sleep(SECONDS * 2)
         aborted: list[int] = []
-        deadline.watch(lambda: aborted.append(1))  # a connection that opened too late
+        deadline.watch(1, lambda: aborted.append(1))  # a connection that opened too late
         assert aborted == [1]
 
 
@@ -50,7 +50,7 @@ def test_a_blocked_read_returns_when_its_socket_is_shut_down() -> None:
     got: list[bytes] = []
     try:
         with watchdog.guard() as deadline:
-            deadline.watch_socket(ours.fileno())
+            deadline.watch_socket(1, ours.fileno())
             reader = threading.Thread(target=lambda: got.append(ours.recv(10)))
             reader.start()
             reader.join(5)
@@ -61,3 +61,15 @@ def test_a_blocked_read_returns_when_its_socket_is_shut_down() -> None:
     finally:
         ours.close()
         silent_peer.close()
+
+
+def test_a_connection_handed_back_is_never_aborted() -> None:
+    # Returned to the pool, it may already serve another call when the deadline passes.
+    watchdog = Watchdog(SECONDS, "test")
+    aborted: list[str] = []
+    with watchdog.guard() as deadline:
+        deadline.watch(1, lambda: aborted.append("returned"))
+        deadline.watch(2, lambda: aborted.append("still in use"))
+        deadline.unwatch(1)
+        time.sleep(SECONDS * 2)
+    assert aborted == ["still in use"]
