@@ -44,7 +44,8 @@ CLAIMS = {"email": "ada@soak.example", "name": "Ada", "https://soak.example/plan
 PROFILE_TABLE = """
 [workspaces.soak.profile]
 url = "sqlite:///profiles.db"
-query = "SELECT plan, teammates, last_order_at FROM users WHERE id = :user_id"
+query = "SELECT id, plan, teammates, last_order_at FROM users WHERE id = :user_id"
+id_column = "id"
 """
 VERIFY_EVERY = 50  # decode every 50th token with the Messenger secret
 

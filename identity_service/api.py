@@ -130,7 +130,9 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     now = runtime.clock()
     authenticators = runtime.authenticators[workspace.key]
     try:
-        identity = authenticate(view, authenticators, now, runtime.session_cookies)
+        identity = authenticate(
+            view, authenticators, now, runtime.session_cookies, workspace.user_id_pattern
+        )
     except (AuthenticationError, ForbiddenOriginError) as exc:
         method = presented(view, authenticators, runtime.session_cookies)[0]
         runtime.metrics.auth_failures.labels(workspace.key, method, exc.reason).inc()
@@ -151,8 +153,8 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     runtime.metrics.tokens_minted.labels(workspace.key).inc()
     for problem in issued.dropped:
         runtime.metrics.attributes_dropped.labels(workspace.key, problem.name, problem.kind).inc()
-    if issued.profile_missing:
-        runtime.metrics.profile_unavailable.labels(workspace.key).inc()
+    if issued.profile not in ("found", "none"):
+        runtime.metrics.count_profile(workspace.key, issued.profile)
     audit(
         "mint",
         workspace=workspace.key,

@@ -1,10 +1,12 @@
 """A circuit breaker: after a dependency fails, skip it for a while, then let one call probe it.
 
-Without one, every request pays the dependency's full timeout while it hangs
+Without one, every request pays the dependency's full deadline while it hangs
 (and logs it). With it, only the calls in flight when it stopped answering and
 one probe per `retry_interval` wait on it; everything else is told at once that
 the dependency is being skipped, and the caller's policy decides what that
-means. Time comes from the injected monotonic clock.
+means. The rate-limit storage opens it at the first failure; the profile
+database after a few in a row (one failed query is not an outage). Time comes
+from the injected monotonic clock.
 """
 
 from __future__ import annotations
@@ -14,15 +16,24 @@ from collections.abc import Callable
 
 
 class CircuitBreaker:
-    """Closed (calls go through) until a failure; then open for `retry_interval` seconds."""
+    """Closed (calls go through) until `failures` failures in a row; then open for
+    `retry_interval` seconds, after which one call probes. An interval of 0 never opens."""
 
-    def __init__(self, retry_interval: float, monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self, retry_interval: float, monotonic: Callable[[], float], failures: int = 1
+    ) -> None:
         self.retry_interval = retry_interval
+        self.failures = failures
         self.monotonic = monotonic
         self._lock = threading.Lock()
+        self._failed = 0  # failures in a row
         self._retry_at: float | None = None  # None while closed
         self._logged_at: float | None = None
         self.skipped = 0  # calls skipped since it last opened
+
+    @property
+    def is_open(self) -> bool:
+        return self._retry_at is not None
 
     def allow(self) -> bool:
         """Whether to call the dependency now: always while closed; once open, only the first
@@ -45,10 +56,16 @@ class CircuitBreaker:
         return 0.0 if retry_at is None else max(0.0, retry_at - self.monotonic())
 
     def failed(self) -> bool:
-        """Open (again) after a failed call; True when this failure should be logged, at most
-        once per `retry_interval` however many calls were in flight."""
+        """Count a failed call, opening (again) at the threshold; True when this failure
+        should be logged: when it opens, at most once per `retry_interval` however many
+        calls were in flight."""
+        if self.retry_interval <= 0:
+            return False
         now = self.monotonic()
         with self._lock:
+            self._failed += 1
+            if self._retry_at is None and self._failed < self.failures:
+                return False
             self._retry_at = now + self.retry_interval
             if self._logged_at is not None and now - self._logged_at < self.retry_interval:
                 return False
@@ -58,9 +75,10 @@ class CircuitBreaker:
     def succeeded(self) -> int | None:
         """Close after a call that worked; returns how many calls were skipped when this
         success ended an outage (log it), None when it was already closed."""
-        if self._retry_at is None:
+        if self._retry_at is None and self._failed == 0:
             return None
         with self._lock:
+            self._failed = 0
             if self._retry_at is None:
                 return None
             skipped, self.skipped = self.skipped, 0

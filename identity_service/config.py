@@ -405,6 +405,7 @@ class _Loader:
             {
                 "app_id", "region", "api_base", "secret_env", "secret_file", "secret_dev",
                 "token_lifetime", "on_invalid", "attributes", "auth", "profile",
+                "user_id_pattern",
             },
         )  # fmt: skip
         app_id = self.get(table, "app_id", str, "", _app_id_problem, required=True)
@@ -421,6 +422,7 @@ class _Loader:
         ):
             self.session_workspaces.append(key)
         auth = self.auth_methods(raw_auth)
+        user_id_pattern = self.pattern(table, "user_id_pattern")
         profile_table = self.table(table, "profile")
         profile = None
         if profile_table is not None:
@@ -439,7 +441,18 @@ class _Loader:
             attributes=attributes,
             auth=auth,
             profile=profile,
+            user_id_pattern=user_id_pattern,
         )
+
+    def pattern(self, table: Mapping[str, Any], key: str) -> re.Pattern[str] | None:
+        source = self.get(table, key, str, "")
+        if not source:
+            return None
+        try:
+            return re.compile(source)
+        except re.error as exc:
+            self.problem(key, f"is not a regular expression ({exc}); write e.g. '[0-9]{{1,18}}'")
+            return None
 
     def api_base(self, table: Mapping[str, Any]) -> tuple[str, str | None]:
         if "region" in table and "api_base" in table:
@@ -639,7 +652,13 @@ class _Loader:
         )
 
     def profile(self, table: Mapping[str, Any]) -> ProfileSettings:
-        self.only_keys(table, {"url", "query", "timeout", "on_unavailable", "pool_size"})
+        self.only_keys(
+            table,
+            {
+                "url", "query", "id_column", "timeout", "on_unavailable", "pool_size",
+                "breaker_cooldown",
+            },
+        )  # fmt: skip
         url = self.get(table, "url", str, "", _non_empty, required=True)
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             # A relative SQLite path is relative to the configuration file, not the cwd.
@@ -650,15 +669,30 @@ class _Loader:
         query = self.get(table, "query", str, "", _non_empty, required=True)
         if query and ":user_id" not in query:
             self.problem("query", "must use the bound parameter :user_id (never string formatting)")
+        id_column = self.get(table, "id_column", str, "", _non_empty, required=False)
+        if "id_column" not in table:
+            # Without it no row can be checked against the token's user id, and the
+            # database's own comparison may equate "01" and 1: refuse, do not guess.
+            self.problem(
+                "id_column",
+                "is required: name the query's column holding the user's own id, e.g. "
+                'id_column = "id" with query = "SELECT id, plan FROM users WHERE id = :user_id"',
+            )
+        elif id_column and query and not re.search(rf"\b{re.escape(id_column)}\b", query):
+            self.problem("id_column", f"{id_column!r} does not appear in the query; select it")
         on_unavailable = cast(
             OnUnavailable, self.choice(table, "on_unavailable", OnUnavailable, "omit")
         )
         return ProfileSettings(
             url=url,
             query=query,
+            id_column=id_column,
             timeout=self.get(table, "timeout", float, 2.0, _between(0.1, 30, "seconds")),
             on_unavailable=on_unavailable,
             pool_size=self.get(table, "pool_size", int, 5, _between(1, 50, "connections")),
+            breaker_cooldown=self.get(
+                table, "breaker_cooldown", float, 5.0, _between(0, 300, "seconds")
+            ),
         )
 
     def cross_checks(

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 
 from identity_service.attributes import AttributePolicy
 from identity_service.auth import Identity
-from identity_service.errors import AttributeProblem
-from identity_service.profile import SqlProfileSource, fetch_profile, gather_facts
+from identity_service.errors import AttributeProblem, InvalidUserIdError
+from identity_service.profile import ProfileOutcome, SqlProfileSource, fetch_profile, gather_facts
 from identity_service.settings import Settings, WorkspaceSettings
-from identity_service.tokens import MintedToken, mint
+from identity_service.tokens import MintedToken, mint, normalize_user_id
+from identity_service.user_ids import user_id_problem
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class Issued:
 
     minted: MintedToken
     dropped: tuple[AttributeProblem, ...]  # attributes left out as invalid
-    profile_missing: bool  # the profile database was unreachable (omit policy)
+    profile: ProfileOutcome  # what the profile step found
 
 
 class TokenIssuer:
@@ -39,12 +40,20 @@ class TokenIssuer:
 
     def issue_detailed(self, identity: Identity, workspace: WorkspaceSettings, now: int) -> Issued:
         """Gather the user's facts, keep the valid whitelisted ones, and sign them."""
+        # Before any lookup: an id that cannot be signed is never sent to the
+        # database. The endpoint's authenticate() has refused these already (401);
+        # this holds for every other caller (the server-rendered snippet).
+        user_id = normalize_user_id(identity.user_id)
+        if workspace.user_id_pattern is not None and (
+            problem := user_id_problem(user_id, workspace.user_id_pattern)
+        ):
+            raise InvalidUserIdError(problem)
         source = self.profiles.get(workspace.key)
-        row, profile_warnings = fetch_profile(source, identity.user_id)
+        row, profile_warnings, outcome = fetch_profile(source, user_id)
         facts = gather_facts(identity.claims, row, workspace.attributes)
         clean = self.policies[workspace.key].clean(facts)
         minted = mint(
-            identity.user_id,
+            user_id,
             clean.values,
             workspace,
             now,
@@ -53,7 +62,7 @@ class TokenIssuer:
         return Issued(
             minted=minted,
             dropped=clean.dropped,
-            profile_missing=bool(profile_warnings),
+            profile=outcome,
         )
 
     def issue(self, identity: Identity, workspace: str | None, now: int) -> MintedToken:

@@ -156,6 +156,8 @@ class Metrics:
     auth_failures: Counter
     attributes_dropped: Counter
     profile_unavailable: Counter
+    profile_no_row: Counter
+    profile_mismatch: Counter
     rate_limited: Counter
     rate_limit_storage_errors: Counter
     rate_limit_storage_skipped: Counter
@@ -183,6 +185,15 @@ class Metrics:
                 "identity_profile_unavailable", "Mints without profile data (database down)",
                 ["workspace"], registry=registry,
             ),
+            profile_no_row=Counter(
+                "identity_profile_no_row", "Mints for users without a profile row",
+                ["workspace"], registry=registry,
+            ),
+            profile_mismatch=Counter(
+                "identity_profile_mismatch",
+                "Profile rows ignored because their id is not the token's user id",
+                ["workspace"], registry=registry,
+            ),
             rate_limited=Counter(
                 "identity_rate_limited", "Requests refused by the rate limiter", ["scope"],
                 registry=registry,
@@ -204,6 +215,16 @@ class Metrics:
                 buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
             ),
         )  # fmt: skip
+
+    def count_profile(self, workspace: str, outcome: str) -> None:
+        """Count a mint whose profile step did not find the user's own row."""
+        counter = {
+            "unavailable": self.profile_unavailable,
+            "no_row": self.profile_no_row,
+            "mismatch": self.profile_mismatch,
+        }.get(outcome)
+        if counter is not None:
+            counter.labels(workspace).inc()
 
 
 def emit(logger: logging.Logger, message: str, fields: Mapping[str, Any]) -> None:

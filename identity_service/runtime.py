@@ -53,13 +53,13 @@ class Runtime:
         key_files: KeyFiles | None = None,
     ) -> Runtime:
         """Build every live object; `clock` stamps tokens and places rate-limit hits in their
-        windows, `monotonic` times key caches and the rate-limit storage's breaker.
+        windows, `monotonic` times key caches, profile deadlines and both circuit breakers.
 
         `key_files` are `key_file` key sources loaded already (by `load_key_files`),
         used instead of reading those files again.
         """
         profiles = {
-            key: SqlProfileSource(ws.profile)
+            key: SqlProfileSource(ws.profile, clock=monotonic)
             for key, ws in settings.workspaces.items()
             if ws.profile is not None
         }

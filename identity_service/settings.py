@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from re import Pattern
 from typing import Literal
 
 from identity_service.errors import UnknownWorkspaceError
@@ -99,15 +100,34 @@ class SessionAuthSettings:
 AuthSettings = BearerAuthSettings | SessionAuthSettings
 
 
+DEADLINE_GRACE = 0.25  # seconds the client deadline leaves the server's statement_timeout
+BREAKER_FAILURES = 3  # failed profile lookups in a row that open the circuit breaker
+
+
 @dataclass(frozen=True)
 class ProfileSettings:
     """Where profile rows come from: a parameterised SQL query run through SQLAlchemy Core."""
 
     url: str
     query: str
+    # The column of the query's row that holds the user's own id. A row is used
+    # only when this value, as text, equals the token's user id exactly: the
+    # database may have compared :user_id in another type ("01" = 1).
+    id_column: str
     timeout: float = 2.0
     on_unavailable: OnUnavailable = "omit"
     pool_size: int = 5
+    breaker_cooldown: float = 5.0  # seconds the database is skipped after repeated failures
+
+    @property
+    def deadline(self) -> float:
+        """The client-side bound on one lookup, once it has its connection (seconds).
+
+        A little over `timeout`, which is also the server's statement_timeout:
+        a slow query is cancelled by the server first (its connection stays
+        usable), and the client cuts the connection only when nothing answers.
+        """
+        return round(self.timeout + DEADLINE_GRACE, 3)
 
 
 @dataclass(frozen=True)
@@ -124,6 +144,7 @@ class WorkspaceSettings:
     attributes: tuple[AttributeSpec, ...] = ()
     auth: tuple[AuthSettings, ...] = ()
     profile: ProfileSettings | None = None
+    user_id_pattern: Pattern[str] | None = None  # every user id must fully match it
 
     @property
     def custom_attributes(self) -> tuple[AttributeSpec, ...]:

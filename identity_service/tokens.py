@@ -25,10 +25,9 @@ from identity_service.attributes import AttributeValue
 from identity_service.errors import InvalidUserIdError, SecretUnavailableError
 from identity_service.secrets import MIN_SECRET_BYTES
 from identity_service.settings import WorkspaceSettings
-from identity_service.text import is_unicode_text
+from identity_service.user_ids import MAX_USER_ID_CHARS, user_id_problem
 
 ALGORITHM = "HS256"  # the only algorithm Intercom documents for Messenger tokens
-MAX_USER_ID_CHARS = 255
 
 
 def _b64(data: bytes) -> bytes:
@@ -54,7 +53,10 @@ class MintedToken:
 
 
 def normalize_user_id(user_id: object) -> str:
-    """Intercom needs a stable, non-empty string id; integers are converted, nothing else is."""
+    """Intercom needs a stable, non-empty string id; integers are converted, nothing else is.
+
+    The text is checked by `user_ids.user_id_problem`, as the authenticators' ids are.
+    """
     if isinstance(user_id, bool) or not isinstance(user_id, str | int):
         kind = type(user_id).__name__
         raise InvalidUserIdError(f"user id must be a string or an integer, got {kind}")
@@ -63,8 +65,8 @@ def normalize_user_id(user_id: object) -> str:
         raise InvalidUserIdError("user id must not be empty")
     if len(text) > MAX_USER_ID_CHARS:
         raise InvalidUserIdError(f"user id is {len(text)} characters; at most {MAX_USER_ID_CHARS}")
-    if not is_unicode_text(text):
-        raise InvalidUserIdError("user id is not valid Unicode text")
+    if problem := user_id_problem(text):
+        raise InvalidUserIdError(problem)
     return text
 
 

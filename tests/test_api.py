@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -342,6 +343,40 @@ def test_profile_database_down_with_omit_policy_still_mints(tmp_path: Path) -> N
     assert body["warnings"] and "profile" in body["warnings"][0]
     metrics = client.get("/metrics").get_data(as_text=True)
     assert 'identity_profile_unavailable_total{workspace="main"} 1.0' in metrics
+
+
+def test_a_user_without_a_profile_row_is_warned_and_counted(
+    client: FlaskClient, service: ServiceFixture
+) -> None:
+    response = client.post(TOKEN_URL, headers=bearer(service.idp_token(sub="nobody-7")))
+    assert response.status_code == 200
+    assert response.get_json()["warnings"] == [
+        "no profile row for this user: attributes come from the identity's claims alone"
+    ]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'identity_profile_no_row_total{workspace="main"} 1.0' in metrics
+
+
+def test_a_row_that_is_not_the_users_is_left_out_warned_and_counted(tmp_path: Path) -> None:
+    # A case-insensitive id column: the database finds user-42's row for "USER-42".
+    with sqlite3.connect(tmp_path / "profiles.db") as db:
+        db.execute(
+            "CREATE TABLE users (id TEXT PRIMARY KEY COLLATE NOCASE, email TEXT, plan TEXT, "
+            "teammates INTEGER, last_order_at INTEGER)"
+        )
+    db.close()
+    svc = make_service(tmp_path)
+    svc.add_profile("user-42", email="ada@pete.example", plan="enterprise", teammates=7)
+    client = create_app(svc.settings).test_client()
+    response = client.post(TOKEN_URL, headers=bearer(svc.idp_token(sub="USER-42")))
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["warnings"] == ["profile row ignored: its id is not this user's id"]
+    claims = jwt.decode(body["token"], svc.messenger_secret, algorithms=["HS256"])
+    assert claims["plan"] == "pro"  # the claim, not user-42's "enterprise"
+    assert "teammates" not in claims
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'identity_profile_mismatch_total{workspace="main"} 1.0' in metrics
 
 
 def test_500_unexpected_errors_reveal_nothing(

@@ -40,7 +40,16 @@ BEARER_AUTH = (
 # String formatting instead of the bound parameter: refused.
 FORMATTED_QUERY_PROFILE = """[workspaces.eu.profile]
 url = "sqlite:///:memory:"
-query = "SELECT plan FROM users WHERE id = '{user_id}'"
+query = "SELECT id, plan FROM users WHERE id = '{user_id}'"
+id_column = "id"
+"""
+PROFILE_WITHOUT_URL = """[workspaces.eu.profile]
+query = "SELECT id FROM t WHERE id = :user_id"
+id_column = "id"
+"""
+PROFILE_WITHOUT_ID_COLUMN = """[workspaces.eu.profile]
+url = "sqlite:///:memory:"
+query = "SELECT plan FROM users WHERE id = :user_id"
 """
 THREE_GOOD = attribute("plan") + attribute("teammates", "integer") + attribute("beta", "boolean")
 
@@ -261,14 +270,30 @@ BROKEN: list[Any] = [
         id="profile-query-without-user-id",
     ),
     pytest.param(
-        workspace() + '[workspaces.eu.profile]\nurl = "sqlite:///:memory:"\n',
+        workspace() + '[workspaces.eu.profile]\nurl = "sqlite:///:memory:"\nid_column = "id"\n',
         {}, {}, "workspaces.eu.profile.query", "is required",
         id="profile-without-query",
     ),
     pytest.param(
-        workspace() + '[workspaces.eu.profile]\nquery = "SELECT 1 WHERE :user_id"\n',
+        workspace() + PROFILE_WITHOUT_URL,
         {}, {}, "workspaces.eu.profile.url", "is required",
         id="profile-without-url",
+    ),
+    pytest.param(
+        workspace() + PROFILE_WITHOUT_ID_COLUMN,
+        {}, {}, "workspaces.eu.profile.id_column",
+        'is required: name the query\'s column holding the user\'s own id, e.g. id_column = "id"',
+        id="profile-without-id-column",
+    ),
+    pytest.param(
+        workspace() + PROFILE_WITHOUT_ID_COLUMN + 'id_column = "uid"\n',
+        {}, {}, "workspaces.eu.profile.id_column", "'uid' does not appear in the query",
+        id="profile-id-column-not-in-query",
+    ),
+    pytest.param(
+        workspace(user_id_pattern="'[0-9'") + THREE_GOOD,
+        {}, {}, "workspaces.eu.user_id_pattern", "is not a regular expression",
+        id="user-id-pattern-not-a-regex",
     ),
     pytest.param(
         workspace(secret_env='""'),
@@ -359,6 +384,7 @@ def test_every_problem_is_reported_at_once(
         # the session secret fails too: "*" must still be reported for this workspace
         + SESSION_AUTH.replace(f'"{ENV}"', '"UNSET_SESSION_SECRET"')
         + '[workspaces.eu.profile]\nurl = "sqlite:///:memory:"\nquery = "SELECT 1"\n'
+        + 'id_column = "id"\n'
     )
     path = write_config(text)
     with pytest.raises(ConfigError) as caught:
@@ -375,6 +401,7 @@ def test_every_problem_is_reported_at_once(
         "workspaces.eu.attributes[2].name",
         "workspaces.eu.auth[0].secret_env",
         "workspaces.eu.profile.query",
+        "workspaces.eu.profile.id_column",
     }
     assert len(caught.value.problems) == len(found)
     assert str(caught.value).startswith(f"{path}: {len(found)} configuration problems:\n")

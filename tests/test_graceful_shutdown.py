@@ -62,8 +62,9 @@ key_file = "idp-public.pem"
 [workspaces.main.profile]
 url = "{url}"
 # The gate: a shared transaction lock, held exclusively by the test until it lets go.
-query = '''SELECT p.plan FROM {table} p
+query = '''SELECT p.id, p.plan FROM {table} p
   CROSS JOIN (SELECT pg_advisory_xact_lock_shared({lock})) AS gate WHERE p.id = :user_id'''
+id_column = "id"
 timeout = 30
 pool_size = {threads}
 on_unavailable = "fail"

@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import event, make_url
 
+from identity_service.breaker import CircuitBreaker
 from identity_service.errors import ProfileUnavailableError
-from identity_service.profile import SqlProfileSource, fetch_profile, gather_facts
+from identity_service.profile import (
+    MISMATCH_WARNING,
+    NO_ROW_WARNING,
+    SqlProfileSource,
+    fetch_profile,
+    gather_facts,
+)
 from identity_service.settings import AttributeSpec, OnUnavailable, ProfileSettings
 from tests.support.postgres import (
     POSTGRES_URL,
@@ -20,6 +30,7 @@ from tests.support.postgres import (
     table_exists,
     terminate_backend,
 )
+from tests.support.tcp_proxy import TcpProxy, tcp_proxy
 
 ROWS = [
     {"user_id": "u1", "email": "ada@example.com", "plan": "pro", "seats": 3},
@@ -44,6 +55,7 @@ def make_source() -> Iterator[SourceFactory]:
     made: list[SqlProfileSource] = []
 
     def make(url: str, query: str, **options: Any) -> SqlProfileSource:
+        options.setdefault("id_column", "user_id")
         source = SqlProfileSource(ProfileSettings(url=url, query=query, **options))
         made.append(source)
         return source
@@ -154,7 +166,9 @@ def test_sqlite_lock_wait_is_bounded(make_source: SourceFactory, sqlite_url: str
 
 def test_unsupported_backend_is_refused() -> None:
     with pytest.raises(ValueError, match="not supported"):
-        SqlProfileSource(ProfileSettings(url="mysql://u@localhost/db", query=_query("t")))
+        SqlProfileSource(
+            ProfileSettings(url="mysql://u@localhost/db", query=_query("t"), id_column="user_id")
+        )
 
 
 # --- unreachable database and the on_unavailable policy --------------------------
@@ -185,7 +199,7 @@ def test_no_password_form_reaches_clients_or_logs(
     make_source: SourceFactory, url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     source = make_source(url, _query("profiles"), on_unavailable="omit")
-    _, warnings = fetch_profile(source, "u1")
+    _, warnings, _ = fetch_profile(source, "u1")
     assert warnings and "s3cret-pw" not in warnings[0] and "127.0.0.1" not in warnings[0]
     assert "s3cret-pw" not in source.description
     assert "s3cret-pw" not in caplog.text
@@ -198,8 +212,9 @@ def test_unreachable_is_not_ready(make_source: SourceFactory) -> None:
 
 def test_fetch_profile_omit_returns_warning(make_source: SourceFactory) -> None:
     source = make_source(UNREACHABLE, _query("profiles"), on_unavailable="omit")
-    row, warnings = fetch_profile(source, "u1")
+    row, warnings, outcome = fetch_profile(source, "u1")
     assert row is None
+    assert outcome == "unavailable"
     assert len(warnings) == 1
     assert warnings[0].startswith("profile source unavailable: ")
     assert "unreachable" in warnings[0]
@@ -217,12 +232,66 @@ def test_fetch_profile_when_reachable(
     make_source: SourceFactory, sqlite_url: str, policy: OnUnavailable
 ) -> None:
     source = make_source(sqlite_url, _query("profiles"), on_unavailable=policy)
-    assert fetch_profile(source, "u1") == (ROWS[0], ())
-    assert fetch_profile(source, "nobody") == (None, ())
+    assert fetch_profile(source, "u1") == (ROWS[0], (), "found")
+    assert fetch_profile(source, "nobody") == (None, (NO_ROW_WARNING,), "no_row")
 
 
 def test_fetch_profile_without_source() -> None:
-    assert fetch_profile(None, "u1") == (None, ())
+    assert fetch_profile(None, "u1") == (None, (), "none")
+
+
+@pytest.mark.parametrize(
+    ("query", "user_id"),
+    [
+        pytest.param("SELECT 'u2' AS user_id, email FROM profiles", "u1", id="another-users-id"),
+        pytest.param("SELECT NULL AS user_id, email FROM profiles", "u1", id="null-id"),
+        pytest.param(
+            "SELECT email FROM profiles WHERE user_id = :user_id", "u1", id="no-id-column"
+        ),
+        pytest.param("SELECT 1 AS user_id, email FROM profiles", "1.0", id="integer-id-1"),
+        pytest.param("SELECT 'U1' AS user_id, email FROM profiles", "u1", id="case"),
+    ],
+)
+def test_a_row_that_is_not_the_users_is_ignored(
+    make_source: SourceFactory,
+    sqlite_url: str,
+    query: str,
+    user_id: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    if ":user_id" not in query:
+        query += " WHERE :user_id IS NOT NULL"
+    source = make_source(sqlite_url, query)
+    assert source.fetch(user_id) is not None  # the database did return a row ...
+    assert fetch_profile(source, user_id) == (None, (MISMATCH_WARNING,), "mismatch")  # ... unused
+    assert "profile row ignored" in caplog.text
+    assert "example.com" not in caplog.text  # no value of the row is logged
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_an_integer_id_column_matches_only_its_own_spelling(
+    make_source: SourceFactory, tmp_path: Path, backend: str
+) -> None:
+    rows = [{"user_id": 1, "email": "one@example.com", "plan": "pro", "seats": 1}]
+    with contextlib.ExitStack() as stack:
+        if backend == "sqlite":
+            path = tmp_path / "int.db"
+            with sqlite3.connect(path) as db:
+                db.execute("CREATE TABLE t (user_id INTEGER, email TEXT, plan TEXT, seats INT)")
+                db.execute("INSERT INTO t VALUES (1, 'one@example.com', 'pro', 1)")
+            db.close()
+            url, table = f"sqlite:///{path}", "t"
+        else:
+            require_postgres()
+            url = POSTGRES_URL
+            columns = "user_id integer, email text, plan text, seats integer"
+            table = stack.enter_context(scratch_table(columns, rows))
+        source = make_source(url, _query(table))
+        assert fetch_profile(source, "1") == (rows[0], (), "found")
+        for spelling in ("01", " 1", "1 ", "+1"):
+            assert source.fetch(spelling) == rows[0]  # the database's own comparison ...
+            row, _, outcome = fetch_profile(source, spelling)  # ... is not trusted
+            assert (row, outcome) == (None, "mismatch")
 
 
 # --- PostgreSQL ---------------------------------------------------------------
@@ -277,7 +346,7 @@ def test_postgres_slow_query_is_cut_off(make_source: SourceFactory, pg_table: st
     assert source.fetch("u2") == ROWS[1]
 
     omitting = make_source(POSTGRES_URL, query, timeout=0.5, on_unavailable="omit")
-    row, warnings = fetch_profile(omitting, "u1")
+    row, warnings, _ = fetch_profile(omitting, "u1")
     assert row is None
     assert "timed out" in warnings[0]
 
@@ -361,3 +430,168 @@ def test_gather_facts_only_whitelisted_and_untouched() -> None:
     assert facts["raw"] is nested  # passed through: validation is attributes.py's job
     assert "sub" not in facts
     assert "seats" not in facts
+
+
+# --- a hung or dropped PostgreSQL, through a proxy the test controls ------------------
+
+DEADLINE_SLACK = 1.0  # scheduling on a busy 2-core machine; the bound itself is timeout + 0.25 s
+
+
+@pytest.fixture
+def pg_proxy() -> Iterator[TcpProxy]:
+    require_postgres()
+    target = make_url(POSTGRES_URL)
+    with tcp_proxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+        yield proxy
+
+
+def _through(proxy: TcpProxy) -> str:
+    return make_url(POSTGRES_URL).set(port=proxy.port).render_as_string(hide_password=False)
+
+
+def _bounded(call: Callable[[], Any], proxy: TcpProxy, limit: float = 8) -> tuple[Any, float]:
+    """Run `call` in a thread; (its result or exception, seconds). A hang past `limit` fails."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except Exception as exc:
+            outcome.append(exc)
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(limit)
+    elapsed = time.monotonic() - started
+    if thread.is_alive():
+        proxy.resume()  # let the stuck call go before failing
+        thread.join(10)
+        pytest.fail(f"still waiting on the silent database after {limit:g} s")
+    return outcome[0], elapsed
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("policy", ["fail", "omit"])
+def test_a_silent_database_costs_a_lookup_no_more_than_its_deadline(
+    make_source: SourceFactory, pg_proxy: TcpProxy, pg_table: str, policy: OnUnavailable
+) -> None:
+    source = make_source(_through(pg_proxy), _query(pg_table), timeout=0.3, on_unavailable=policy)
+    assert source.fetch("u1") == ROWS[0]  # a pooled connection is open through the proxy
+    pg_proxy.silence()  # the connection stays open; nothing comes back
+    outcome, elapsed = _bounded(lambda: fetch_profile(source, "u1"), pg_proxy)
+    assert elapsed < 0.3 + 0.25 + DEADLINE_SLACK
+    if policy == "fail":
+        assert isinstance(outcome, ProfileUnavailableError)
+        assert outcome.detail == "profile database: no answer within 0.55s (client deadline)"
+    else:
+        assert outcome[0] is None and outcome[2] == "unavailable"
+        assert "no answer within 0.55s" in outcome[1][0]
+    pg_proxy.resume()
+    assert source.fetch("u2") == ROWS[1]  # a new connection once the network is back
+
+
+@pytest.mark.postgres
+def test_readiness_does_not_hang_on_a_silent_database(
+    make_source: SourceFactory, pg_proxy: TcpProxy, pg_table: str
+) -> None:
+    source = make_source(_through(pg_proxy), _query(pg_table), timeout=0.3)
+    assert source.ready() is True
+    pg_proxy.silence()
+    ready, elapsed = _bounded(source.ready, pg_proxy)
+    assert ready is False
+    assert elapsed < 0.3 + 0.25 + DEADLINE_SLACK
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_after_the_query_is_not_an_error(
+    make_source: SourceFactory, pg_table: str
+) -> None:
+    # The server goes away between the answer and the end of the lookup (where
+    # the implicit ROLLBACK used to run, outside the error handling: a 500).
+    source = make_source(POSTGRES_URL, _query(pg_table), pool_size=1, on_unavailable="fail")
+
+    def kill_after_the_answer(connection: Any, *_: Any) -> None:
+        terminate_backend(connection.connection.dbapi_connection.info.backend_pid)
+
+    event.listen(source._engine, "after_cursor_execute", kill_after_the_answer)
+    try:
+        outcome = fetch_profile(source, "u1")
+    finally:
+        event.remove(source._engine, "after_cursor_execute", kill_after_the_answer)
+    assert outcome == (ROWS[0], (), "found")
+    assert source.fetch("u2") == ROWS[1]  # the dead connection is replaced
+
+
+def test_a_long_sqlite_query_is_interrupted_at_the_deadline(
+    make_source: SourceFactory, sqlite_url: str
+) -> None:
+    # SQLite can block too: a statement that runs for a long time holds the caller.
+    query = (
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) "
+        "SELECT :user_id AS user_id, count(*) AS n FROM (SELECT x FROM c LIMIT 1000000000)"
+    )
+    source = make_source(sqlite_url, query, timeout=0.3, on_unavailable="fail")
+    started = time.monotonic()
+    with pytest.raises(ProfileUnavailableError, match=r"no answer within 0\.55s"):
+        source.fetch("u1")
+    assert time.monotonic() - started < 0.55 + DEADLINE_SLACK
+    fast = make_source(sqlite_url, _query("profiles"), timeout=0.3)
+    assert fast.fetch("u1") == ROWS[0]
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_failing_database_is_skipped_for_the_cooldown_then_probed() -> None:
+    clock = FakeClock()
+    settings = ProfileSettings(
+        url=UNREACHABLE, query=_query("t"), id_column="user_id", on_unavailable="fail",
+        breaker_cooldown=5,
+    )  # fmt: skip
+    source = SqlProfileSource(settings, clock=clock)
+    try:
+        for _ in range(3):  # BREAKER_FAILURES
+            with pytest.raises(ProfileUnavailableError, match="unreachable"):
+                source.fetch("u1")
+        started = time.monotonic()
+        with pytest.raises(ProfileUnavailableError, match="skipped after repeated failures"):
+            source.fetch("u1")
+        assert time.monotonic() - started < 0.05  # no connection attempt at all
+        assert source.ready() is False
+        clock.now += 5
+        with pytest.raises(ProfileUnavailableError, match="unreachable"):
+            source.fetch("u1")  # the probe goes to the database, fails, and reopens
+        with pytest.raises(ProfileUnavailableError, match="skipped"):
+            source.fetch("u1")
+    finally:
+        source.close()
+
+
+def test_the_breaker_closes_after_a_successful_probe() -> None:
+    clock = FakeClock()
+    breaker = CircuitBreaker(5, clock, failures=2)
+    breaker.failed()
+    assert breaker.allow()  # one failure is not a pattern
+    breaker.failed()
+    assert not breaker.allow()
+    clock.now += 4.9
+    assert not breaker.allow()
+    clock.now += 0.1
+    assert breaker.allow()  # the probe
+    assert not breaker.allow()  # one probe at a time
+    breaker.succeeded()
+    assert breaker.allow() and breaker.allow()
+    assert not breaker.is_open
+
+
+def test_a_breaker_with_no_cooldown_never_opens() -> None:
+    breaker = CircuitBreaker(0, FakeClock())
+    for _ in range(5):
+        breaker.failed()
+    assert breaker.allow()

@@ -67,7 +67,8 @@ profile = "plan"
 
 [workspaces.main.profile]
 url = "{profile_url}"
-query = "SELECT plan FROM users WHERE id = :user_id"
+query = "SELECT id, plan FROM users WHERE id = :user_id"
+id_column = "id"
 on_unavailable = "{on_unavailable}"
 """
 BEARER_BLOCK = """

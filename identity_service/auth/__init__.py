@@ -17,12 +17,13 @@ alongside a cookie:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from identity_service.errors import AuthenticationError
-from identity_service.text import is_unicode_text
+from identity_service.user_ids import user_id_problem
 
 Method = Literal["bearer", "session"]
 
@@ -94,20 +95,21 @@ def authenticate(
     authenticators: Sequence[Authenticator],
     now: float,
     session_cookies: Collection[str] = (),
+    user_id_pattern: re.Pattern[str] | None = None,
 ) -> Identity:
-    """The identity behind `request`, from the one credential that decides it (see above)."""
+    """The identity behind `request`, from the one credential that decides it (see above).
+
+    Whatever the method, the user id must be one (`user_ids.user_id_problem`,
+    and the workspace's `user_id_pattern`): a credential naming anything else
+    is refused here (401 `invalid_claim`), the same on every backend, before
+    a profile query could misread it as a database outage.
+    """
     kind, authenticator = presented(request, authenticators, session_cookies)
     if authenticator is None:
         raise _unusable(kind, {a.method for a in authenticators})
     identity = authenticator.authenticate(request, now)
-    if not is_unicode_text(identity.user_id):
-        # Neither the profile query nor signing could take it: a bad
-        # credential (401), not a 500 further on.
-        raise AuthenticationError(
-            "invalid_claim",
-            "the user id is not valid Unicode text",
-            methods=(authenticator.method,),
-        )
+    if problem := user_id_problem(identity.user_id, user_id_pattern):
+        raise AuthenticationError("invalid_claim", problem, methods=(authenticator.method,))
     return identity
 
 

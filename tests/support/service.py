@@ -73,7 +73,8 @@ allowed_origins = ["{origin}"]
 
 [workspaces.main.profile]
 url = "sqlite:///profiles.db"
-query = "SELECT email, plan, teammates, last_order_at FROM users WHERE id = :user_id"
+query = "SELECT id, email, plan, teammates, last_order_at FROM users WHERE id = :user_id"
+id_column = "id"
 on_unavailable = "{on_unavailable}"
 """
 
