@@ -253,6 +253,11 @@ def audit(event: str, **fields: Any) -> None:
     emit(audit_log, event, {"event": event, **fields})
 
 
+def generate_request_id() -> str:
+    """A fresh request id: 16 hex characters."""
+    return secrets.token_hex(8)
+
+
 def request_id() -> str | None:
     """This request's id (the caller's X-Request-ID when acceptable, else generated)."""
     value: str | None = request.environ.get(REQUEST_ID_KEY)
@@ -300,7 +305,7 @@ class RequestObserver:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         supplied = environ.get("HTTP_X_REQUEST_ID", "")
-        rid = supplied if _REQUEST_ID.fullmatch(supplied) else secrets.token_hex(8)
+        rid = supplied if _REQUEST_ID.fullmatch(supplied) else generate_request_id()
         environ[REQUEST_ID_KEY] = rid
         sent: list[tuple[str, str, str]] = []  # (status, route rule, path)
 

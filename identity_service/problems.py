@@ -106,6 +106,16 @@ def _body_framing(error: Exception) -> Response:
     return problem_response(answer.status, answer.title, answer.detail, answer.slug)
 
 
+# A bug's answer: the client learns only the request id (the server's own
+# last-resort answer, in server.py, says the same).
+INTERNAL_ERROR = (
+    500,
+    "Internal error",
+    "the service failed to handle this request; quote the request id to the operators",
+    "internal-error",
+)
+
+
 def _unexpected(error: Exception) -> Response:
     # The server log gets the exception's type and its stack (files, lines, code)
     # but not its message: a message can quote anything the failing code held,
@@ -120,12 +130,7 @@ def _unexpected(error: Exception) -> Response:
             }
         },
     )
-    return problem_response(
-        500,
-        "Internal error",
-        "the service failed to handle this request; quote the request id to the operators",
-        "internal-error",
-    )
+    return problem_response(*INTERNAL_ERROR)
 
 
 def register(app: Flask) -> None:

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+import threading
+import traceback
+from collections.abc import Sequence
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 from prometheus_client import multiprocess
+from werkzeug.http import HTTP_STATUS_CODES
+
+from identity_service.app import RESPONSE_HEADERS
+from identity_service.observability import generate_request_id
+from identity_service.problems import INTERNAL_ERROR, PROBLEM_MIME, problem_body
+from identity_service.server_errors import refusal
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -52,18 +62,86 @@ def metrics_directory() -> str:
 
 
 class GracefulThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
-    """gunicorn's gthread worker, saying in the log when SIGTERM starts its drain.
+    """gunicorn's gthread worker, with the service's answers to requests gunicorn refuses.
 
-    The drain itself is gthread's: stop accepting, finish every accepted request
-    (answering with `Connection: close`), close idle keep-alive connections, and
-    exit within `graceful_timeout`. The log line tells an operator (and the
-    shutdown test) that the worker got the signal while requests were in flight.
+    SIGTERM: the drain itself is gthread's: stop accepting, finish every
+    accepted request (answering with `Connection: close`), close idle
+    keep-alive connections, and exit within `graceful_timeout`. The log line
+    tells an operator (and the shutdown test) that the worker got the signal
+    while requests were in flight.
+
+    Refusals: a request gunicorn cannot parse (request line, headers, framing)
+    never reaches the app, and gunicorn would answer with an HTML page that
+    quotes the input. `handle_error`, gunicorn's hook for these answers, gives
+    the app's problem+json instead, with the app's security headers and a
+    request id, and logs the refusal by status and kind only.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The request each thread answered last: gunicorn reports an error met
+        # after the response (draining a body the app left unread) like any
+        # other, and a second response must never follow the first.
+        self.answered = threading.local()
 
     def handle_exit(self, sig: int, frame: object) -> None:
         if self.alive:
             self.log.info("Worker draining (pid: %s): finishing in-flight requests", self.pid)
         super().handle_exit(sig, frame)
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        keepalive: bool = super().handle_request(req, conn)
+        self.answered.request = req
+        return keepalive
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        ip = addr[0] if addr else ""  # a unix socket has no address
+        if req is not None and getattr(self.answered, "request", None) is req:
+            self.log.warning(
+                "Invalid request from ip=%s after its response: %s; connection closed",
+                ip,
+                type(exc).__name__,
+            )
+            return
+        rid = generate_request_id()
+        answer = refusal(exc)
+        if answer is None:
+            # Type and stack, not the message: it may quote the request.
+            self.log.error(
+                "Error handling request: %s (request id %s)\n%s",
+                type(exc).__name__,
+                rid,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            status, title, detail, slug = INTERNAL_ERROR
+        else:
+            self.log.warning(
+                "Invalid request from ip=%s: %s %s (request id %s)",
+                ip,
+                answer.status,
+                type(exc).__name__,
+                rid,
+            )
+            status, title, detail, slug = answer.status, answer.title, answer.detail, answer.slug
+        body = json.dumps(problem_body(status, title, detail, slug, rid)).encode()
+        head = [
+            f"HTTP/1.1 {status} {HTTP_STATUS_CODES[status]}",
+            "Connection: close",
+            f"Content-Type: {PROBLEM_MIME}",
+            f"Content-Length: {len(body)}",
+            "Cache-Control: no-store",
+            *(f"{name}: {value}" for name, value in self.response_headers()),
+            f"X-Request-ID: {rid}",
+        ]
+        try:
+            client.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        except OSError:  # the client is gone; nothing left to tell it
+            self.log.debug("Failed to send error message.")
+
+    def response_headers(self) -> Sequence[tuple[str, str]]:
+        """The headers the app puts on every response (security headers, HSTS, CSP)."""
+        headers: Sequence[tuple[str, str]] = self.wsgi.extensions[RESPONSE_HEADERS]
+        return headers
 
 
 def run_gunicorn(bind: str, workers: int, threads: int, timeout: int) -> None:
