@@ -20,6 +20,7 @@ from identity_service.app import RESPONSE_HEADERS
 from identity_service.observability import generate_request_id
 from identity_service.problems import INTERNAL_ERROR, PROBLEM_MIME, problem_body
 from identity_service.server_errors import refusal
+from identity_service.server_logging import SafeLogger
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -166,6 +167,9 @@ def run_gunicorn(bind: str, workers: int, threads: int, timeout: int) -> None:
             # memory growth to bound.
             "limit_request_field_size": 16384,  # an 8 KiB bearer token plus headroom
             "accesslog": None,  # the app writes its own JSON access line
+            # gunicorn's own lines (master and workers) without query strings,
+            # credentials or exception messages (server_logging).
+            "logger_class": SafeLogger,
             "forwarded_allow_ips": "127.0.0.1",
             # gunicorn >= 25 opens a management socket (worker counts, shutdown) in
             # $HOME/.gunicorn by default, one path shared by every instance of the user,
