@@ -38,9 +38,15 @@ USER_ID_KEY = "identity_service.user_id"
 ROUTE_KEY = "identity_service.route"
 # The methods that get a latency label of their own; any other is "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# A caller's request id is echoed into logs and headers: accept only a short,
-# plain token so it cannot forge log lines or smuggle a credential.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A caller's request id is echoed into logs and headers, so only shapes that
+# cannot carry a credential are taken: a UUID, or 16 to 32 hex digits (this
+# service's own ids, nginx's $request_id). A JWT, a signed cookie or an opaque
+# token has dots or letters beyond f; 40 or 64 hex digits (a SHA-1 or SHA-256,
+# many API keys and secrets) are too long. Anything else is replaced.
+_REQUEST_ID = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|[0-9A-Fa-f]{16,32}"
+)
 
 
 def json_line(

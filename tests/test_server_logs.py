@@ -175,3 +175,21 @@ def test_safe_logger_installs_one_filter_however_often_gunicorn_sets_it_up(
 )
 def test_redact(text: str, expected: str) -> None:
     assert redact(text) == expected
+
+
+def test_a_jwt_shaped_request_id_is_replaced_and_never_logged(
+    served: tuple[Server, ServiceFixture], leak_guard: LeakGuard
+) -> None:
+    server, _ = served
+    # Short enough (under 128 characters) for the old rule, which took it as is.
+    jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ1c2VyLTQyIn0.c2lnbmF0dXJlLXZhbHVl"
+    leak_guard.watch(jwt)
+    raw = (
+        f"POST {TOKEN_PATH} HTTP/1.1\r\nHost: x\r\nX-Request-ID: {jwt}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    [response] = request(server.port, raw)
+    assert response.status == 401
+    rid = response.headers["x-request-id"]
+    assert rid != jwt and response.json()["request_id"] == rid
+    server.wait_for_lines(rf'"request_id":"{rid}"')
+    assert jwt not in server.log()
