@@ -17,6 +17,7 @@ from prometheus_client import multiprocess
 from werkzeug.http import HTTP_STATUS_CODES
 
 from identity_service.app import RESPONSE_HEADERS
+from identity_service.health import start_draining
 from identity_service.observability import generate_request_id
 from identity_service.problems import INTERNAL_ERROR, PROBLEM_MIME, problem_body
 from identity_service.server_errors import refusal
@@ -65,11 +66,15 @@ def metrics_directory() -> str:
 class GracefulThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
     """gunicorn's gthread worker, with the service's answers to requests gunicorn refuses.
 
-    SIGTERM: the drain itself is gthread's: stop accepting, finish every
-    accepted request (answering with `Connection: close`), close idle
-    keep-alive connections, and exit within `graceful_timeout`. The log line
-    tells an operator (and the shutdown test) that the worker got the signal
-    while requests were in flight.
+    SIGTERM: `/readyz` turns 503 at once, and the listening sockets are
+    closed as soon as the main loop sees the signal (the master closes its
+    copies before it signals the workers), so a new connection is refused
+    (ECONNREFUSED) and a load balancer retries elsewhere, instead of waiting
+    in a backlog that nobody serves and being reset when the workers exit.
+    Connections the kernel had already queued are taken first and served.
+    The rest of the drain is gthread's: finish every accepted request
+    (answering with `Connection: close`), close idle keep-alive connections,
+    and exit within `graceful_timeout`.
 
     Refusals: a request gunicorn cannot parse (request line, headers, framing)
     never reaches the app, and gunicorn would answer with an HTML page that
@@ -84,11 +89,56 @@ class GracefulThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
         # after the response (draining a body the app left unread) like any
         # other, and a second response must never follow the first.
         self.answered = threading.local()
+        self.listening = True
+
+    def run(self) -> None:
+        # The app is loaded and the signal handlers are in place: from here on
+        # SIGTERM drains this worker. (gunicorn's "Booting worker" comes from
+        # the master at fork; a worker signalled before it installed its
+        # handlers misses the SIGTERM and is killed at graceful_timeout.)
+        self.log.info("Worker ready (pid: %s)", self.pid)
+        super().run()
 
     def handle_exit(self, sig: int, frame: object) -> None:
         if self.alive:
+            app = getattr(self, "wsgi", None)  # None while the worker is still booting
+            if app is not None:
+                start_draining(app)
             self.log.info("Worker draining (pid: %s): finishing in-flight requests", self.pid)
         super().handle_exit(sig, frame)
+        if not self.booted:
+            # Still loading the app, which can take seconds: it has accepted
+            # nothing and polls nothing yet, so its copies close now rather
+            # than keep the port open (and queue connections) until it boots.
+            self.stop_listening()
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        if enabled and not self.listening:
+            return  # closed at SIGTERM while booting
+        # gthread calls this with False as its main loop ends, when SIGTERM
+        # has stopped it: the one point, in the main thread, where the
+        # listeners are no longer polled and can be closed for good.
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self.stop_listening()
+
+    def stop_listening(self) -> None:
+        """Serve what the kernel has queued already, then close the listening sockets."""
+        if not self.listening:
+            return
+        self.listening = False
+        for listener in self.sockets:
+            # Connections queued before the close would be reset by it: take
+            # them now (non-blocking, until none is left or the worker is
+            # full), unless the app is not even loaded yet.
+            listener.setblocking(False)
+            while self.booted and self.nr_conns < self.worker_connections:
+                before = self.nr_conns
+                self.accept(listener)
+                if self.nr_conns == before:
+                    break
+            listener.close()
+        self.log.info("Worker stopped accepting (pid: %s): listening sockets closed", self.pid)
 
     def handle_request(self, req: Any, conn: Any) -> bool:
         keepalive: bool = super().handle_request(req, conn)
