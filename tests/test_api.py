@@ -17,6 +17,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import OctKey
 
 from identity_service import create_app
+from identity_service.health import start_draining
 from identity_service.observability import JsonFormatter
 from tests.support.service import (
     MESSENGER_SECRET,
@@ -465,6 +466,17 @@ def test_health_and_readiness(client: FlaskClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_data(as_text=True)
     assert set(ready.get_json()["checks"].values()) == {"ok"}
+
+
+def test_readiness_is_503_once_the_server_starts_draining(app: Flask) -> None:
+    # What the gunicorn worker calls at SIGTERM (tests/test_sigterm_drain.py runs it for real).
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    start_draining(app)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.mimetype == "application/problem+json"
+    assert ready.get_json()["checks"] == {"server": "draining"}
+    assert client.get("/healthz").status_code == 200  # still alive while it drains
 
 
 def test_metrics_count_mints_per_workspace(client: FlaskClient, service: ServiceFixture) -> None:
