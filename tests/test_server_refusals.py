@@ -153,3 +153,19 @@ def test_an_unread_malformed_body_gets_one_answer_then_the_connection_closes(
     responses = request(server.port, raw, half_close=False)
     assert [r.status for r in responses] == [200]
     assert responses[0].json() == {"status": "ok"}
+
+
+def test_bytes_beyond_a_content_length_are_the_next_request_and_refused_as_such(
+    served: tuple[Server, ServiceFixture],
+) -> None:
+    # A Content-Length shorter than what follows: the rest is read as the next
+    # request on the connection, and garbage there gets the same problem+json.
+    server, _ = served
+    raw = (
+        b"POST /v1/messenger/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2\r\n\r\n{}" + f"garbage {MARKER}\r\n\r\n".encode()
+    )
+    first, second = request(server.port, raw, half_close=False)
+    assert first.status == 401  # the complete first request: no credential
+    assert_problem(second, 400, "bad-request")
+    assert MARKER.encode() not in second.body
