@@ -49,6 +49,22 @@ _REQUEST_ID = re.compile(
 )
 
 
+_QUERY = re.compile(r"\?[^\s'\"]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
+_SCHEME_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\"]+")
+
+
+def redact(text: str) -> str:
+    """`text` without query strings, JWT-shaped strings or Bearer/Basic credentials.
+
+    For text a client chose that must still be logged: a 404's path,
+    gunicorn's own lines (server_logging).
+    """
+    text = _QUERY.sub("?<query withheld>", text)
+    text = _JWT.sub("<jwt withheld>", text)
+    return _SCHEME_CREDENTIAL.sub(r"\1\2<credential withheld>", text)
+
+
 def json_line(
     created: float, level: str, logger: str, message: str, fields: Mapping[str, Any] | None
 ) -> str:
@@ -355,6 +371,12 @@ class RequestObserver:
         if child is None:  # labels() costs a lock and a tuple build; children are reused
             child = self._latency[key] = self.metrics.request_latency.labels(*key)
         child.observe(elapsed)
+        if "<" in endpoint:
+            # No route matched ("<unmatched>"), or one with a variable part
+            # (Flask's /static/<path:filename>): the path is the client's, and
+            # may hold a credential (a token pasted into a URL). Other matched
+            # paths are the service's own fixed routes.
+            path = redact(path)
         emit(
             access_log,
             "request",

@@ -21,24 +21,13 @@ The last two are a net under the first rule, not a licence to log input.
 from __future__ import annotations
 
 import logging
-import re
 import traceback
 from typing import Any
 
 from gunicorn.glogging import Logger
 
 from identity_service.errors import IdentityServiceError
-
-_QUERY = re.compile(r"\?[^\s'\"]+")
-_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
-_SCHEME_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\"]+")
-
-
-def redact(text: str) -> str:
-    """`text` without query strings, JWT-shaped strings or Bearer/Basic credentials."""
-    text = _QUERY.sub("?<query withheld>", text)
-    text = _JWT.sub("<jwt withheld>", text)
-    return _SCHEME_CREDENTIAL.sub(r"\1\2<credential withheld>", text)
+from identity_service.observability import redact
 
 
 def describe(error: BaseException) -> str:

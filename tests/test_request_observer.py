@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask, Response
 
+from identity_service import create_app
 from identity_service.observability import REQUEST_ID_HEADER, Metrics, RequestObserver
 from tests.support.leak_guard import LeakGuard
+from tests.support.service import make_service
 
 FORCED = [("X-Frame-Options", "DENY"), ("Referrer-Policy", "no-referrer")]
 DEFAULT_CSP = ("Content-Security-Policy", "frame-ancestors 'none'")
@@ -162,3 +165,33 @@ def test_made_up_methods_share_one_latency_label() -> None:
         client.open("/plain", method=method)
     assert _latency_count(metrics, endpoint="<unmatched>", method="other", status="405") == 3
     assert _latency_count(metrics, endpoint="<unmatched>", method="BREW", status="405") == 0
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/v1/eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl",
+        "/login/Bearer%20opaque-credential-0123",
+    ],
+)
+def test_an_unmatched_path_is_logged_without_a_credential(path: str, leak_guard: LeakGuard) -> None:
+    # A 404's path is whatever the client sent: it is logged (scanners are
+    # worth seeing), but a credential-shaped part of it is not.
+    leak_guard.watch("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl", "opaque-credential-0123")
+    app, _ = observed_app()
+    assert app.test_client().get(path).status_code == 404
+    [access] = [r for r in leak_guard.records if r.name == "identity_service.access"]
+    logged = access.fields["path"]  # type: ignore[attr-defined]
+    assert "withheld" in logged and logged.startswith("/")
+
+
+def test_a_path_matched_by_a_rule_with_a_variable_is_logged_without_a_credential(
+    tmp_path: Path, leak_guard: LeakGuard
+) -> None:
+    # The service's app has one such rule: Flask's /static/<path:filename>.
+    token = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl"
+    leak_guard.watch(token)
+    app = create_app(make_service(tmp_path).settings)
+    assert app.test_client().get(f"/static/{token}").status_code == 404
+    [access] = [r for r in leak_guard.records if r.name == "identity_service.access"]
+    assert access.fields["path"] == "/static/<jwt withheld>"  # type: ignore[attr-defined]
