@@ -24,6 +24,7 @@ from identity_service.observability import REQUEST_ID_KEY, audit, note
 from identity_service.ratelimit import RateLimitedError
 from identity_service.runtime import EXTENSION, Runtime
 from identity_service.schemas import TokenRequestSchema
+from identity_service.server_errors import TRUNCATED_BODY
 
 bp = Blueprint("api", __name__)
 TOKEN_PATH = "/v1/messenger/token"
@@ -72,6 +73,11 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
     # stream, not refused: one byte more from the server's stream tells.
     if length is None and limit is not None and len(raw) >= limit and environ["wsgi.input"].read(1):
         raise RequestEntityTooLarge()
+    # The server vouches for the end of the stream, and gunicorn ends it
+    # early, without an error, when the client stops sending: a body shorter
+    # than its Content-Length was cut short, not complete.
+    if length is not None and len(raw) < length:
+        raise BadRequest(TRUNCATED_BODY.detail)
     if not raw:
         return {"workspace": None}
     if not req.is_json:

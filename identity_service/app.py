@@ -31,6 +31,9 @@ SECURITY_HEADERS = (
 # Views that need a policy of their own (the snippet's pages) set it; others get this.
 DEFAULT_CSP = ("Content-Security-Policy", "frame-ancestors 'none'")
 API_RESOURCE = r"/v1/*"
+# Where the app keeps the headers every response of its gets (the security
+# headers, HSTS when on, the default CSP), for the server's own error answers.
+RESPONSE_HEADERS = "identity_service.response_headers"
 
 
 def create_app(
@@ -64,6 +67,7 @@ def create_app(
         *SECURITY_HEADERS,
         *([("Strict-Transport-Security", HSTS)] if settings.service.hsts else []),
     ]
+    app.extensions[RESPONSE_HEADERS] = (*forced, DEFAULT_CSP)
     # The token route skips Flask's request machinery (see token_route).
     # Outside it, every response (error pages and CORS preflights included)
     # gets the security headers, a request id, a latency sample and an access line.

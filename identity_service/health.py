@@ -6,7 +6,7 @@ import functools
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_service.api import current_runtime
@@ -18,6 +18,18 @@ from identity_service.problems import problem_response
 from identity_service.reloading import REFUSED_CONFIG
 
 bp = Blueprint("health", __name__)
+# Set on the app when its server starts to drain (SIGTERM): readiness is over.
+DRAINING = "identity_service.draining"
+
+
+def start_draining(app: Flask) -> None:
+    """From now on `/readyz` answers 503: the server is shutting down (SIGTERM).
+
+    A client on a kept-alive connection can still ask while in-flight
+    requests finish; a load balancer polling it takes the instance out of
+    rotation before its health checks could time out.
+    """
+    app.extensions[DRAINING] = True
 
 
 def package_version() -> str:
@@ -41,6 +53,15 @@ REFUSED = "refused"
 @bp.get("/readyz")
 def readyz() -> Response:
     """Ready to mint: every secret readable, IdP keys cached or fetchable, profile DB reachable."""
+    if current_app.extensions.get(DRAINING):
+        # Before any dependency check: nothing they say changes the answer.
+        return problem_response(
+            503,
+            "Not ready",
+            "unavailable: the server is shutting down",
+            "not-ready",
+            extra={"checks": {"server": "draining"}},
+        )
     runtime = current_runtime()
     checks: dict[str, str] = {}
     if REFUSED_CONFIG in current_app.config:  # under `identity-service serve`

@@ -38,9 +38,31 @@ USER_ID_KEY = "identity_service.user_id"
 ROUTE_KEY = "identity_service.route"
 # The methods that get a latency label of their own; any other is "other".
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-# A caller's request id is echoed into logs and headers: accept only a short,
-# plain token so it cannot forge log lines or smuggle a credential.
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A caller's request id is echoed into logs and headers, so only shapes that
+# cannot carry a credential are taken: a UUID, or 16 to 32 hex digits (this
+# service's own ids, nginx's $request_id). A JWT, a signed cookie or an opaque
+# token has dots or letters beyond f; 40 or 64 hex digits (a SHA-1 or SHA-256,
+# many API keys and secrets) are too long. Anything else is replaced.
+_REQUEST_ID = re.compile(
+    r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
+    r"|[0-9A-Fa-f]{16,32}"
+)
+
+
+_QUERY = re.compile(r"\?[^\s'\"]+")
+_JWT = re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_.-]*")
+_SCHEME_CREDENTIAL = re.compile(r"(?i)\b(bearer|basic)(\s+)[^\s'\"]+")
+
+
+def redact(text: str) -> str:
+    """`text` without query strings, JWT-shaped strings or Bearer/Basic credentials.
+
+    For text a client chose that must still be logged: a 404's path,
+    gunicorn's own lines (server_logging).
+    """
+    text = _QUERY.sub("?<query withheld>", text)
+    text = _JWT.sub("<jwt withheld>", text)
+    return _SCHEME_CREDENTIAL.sub(r"\1\2<credential withheld>", text)
 
 
 def json_line(
@@ -281,6 +303,11 @@ def audit(event: str, **fields: Any) -> None:
     emit(audit_log, event, {"event": event, **fields})
 
 
+def generate_request_id() -> str:
+    """A fresh request id: 16 hex characters."""
+    return secrets.token_hex(8)
+
+
 def request_id() -> str | None:
     """This request's id (the caller's X-Request-ID when acceptable, else generated)."""
     value: str | None = request.environ.get(REQUEST_ID_KEY)
@@ -328,7 +355,7 @@ class RequestObserver:
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = time.perf_counter()
         supplied = environ.get("HTTP_X_REQUEST_ID", "")
-        rid = supplied if _REQUEST_ID.fullmatch(supplied) else secrets.token_hex(8)
+        rid = supplied if _REQUEST_ID.fullmatch(supplied) else generate_request_id()
         environ[REQUEST_ID_KEY] = rid
         sent: list[tuple[str, str, str]] = []  # (status, route rule, path)
 
@@ -372,6 +399,12 @@ class RequestObserver:
         if child is None:  # labels() costs a lock and a tuple build; children are reused
             child = self._latency[key] = self.metrics.request_latency.labels(*key)
         child.observe(elapsed)
+        if "<" in endpoint:
+            # No route matched ("<unmatched>"), or one with a variable part
+            # (Flask's /static/<path:filename>): the path is the client's, and
+            # may hold a credential (a token pasted into a URL). Other matched
+            # paths are the service's own fixed routes.
+            path = redact(path)
         emit(
             access_log,
             "request",

@@ -22,11 +22,33 @@ from identity_service.errors import (
 )
 from identity_service.observability import request_id
 from identity_service.ratelimit import RateLimitedError
+from identity_service.server_errors import BODY_ERRORS, refusal
 
 log = logging.getLogger(__name__)
 
 PROBLEM_MIME = "application/problem+json"
 TYPE_BASE = "https://identity-service.dev/problems/"
+
+
+def problem_body(
+    status: int,
+    title: str,
+    detail: str,
+    slug: str,
+    rid: str | None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A problem document; `type` is a stable URI per kind of problem."""
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if rid:
+        body["request_id"] = rid
+    body.update(extra or {})
+    return body
 
 
 def problem_response(
@@ -37,17 +59,8 @@ def problem_response(
     headers: dict[str, str] | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Response:
-    """A problem+json response; `type` is a stable URI per kind of problem."""
-    body: dict[str, Any] = {
-        "type": TYPE_BASE + slug,
-        "title": title,
-        "status": status,
-        "detail": detail,
-    }
-    rid = request_id()
-    if rid:
-        body["request_id"] = rid
-    body.update(extra or {})
+    """A problem+json response for the current request."""
+    body = problem_body(status, title, detail, slug, request_id(), extra)
     response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
@@ -83,6 +96,26 @@ def _http(error: HTTPException) -> Response:
     return problem_response(status, error.name, error.description or error.name, slug, headers)
 
 
+def _body_framing(error: Exception) -> Response:
+    # Raised by the server's input stream while a view reads the body: the
+    # client's malformed framing, answered without a stack (the access line
+    # records the 400). The server closes the connection afterwards.
+    answer = refusal(error)
+    if answer is None:  # not the client's fault after all
+        return _unexpected(error)
+    return problem_response(answer.status, answer.title, answer.detail, answer.slug)
+
+
+# A bug's answer: the client learns only the request id (the server's own
+# last-resort answer, in server.py, says the same).
+INTERNAL_ERROR = (
+    500,
+    "Internal error",
+    "the service failed to handle this request; quote the request id to the operators",
+    "internal-error",
+)
+
+
 def _unexpected(error: Exception) -> Response:
     # The server log gets the exception's type and its stack (files, lines, code)
     # but not its message: a message can quote anything the failing code held,
@@ -97,16 +130,13 @@ def _unexpected(error: Exception) -> Response:
             }
         },
     )
-    return problem_response(
-        500,
-        "Internal error",
-        "the service failed to handle this request; quote the request id to the operators",
-        "internal-error",
-    )
+    return problem_response(*INTERNAL_ERROR)
 
 
 def register(app: Flask) -> None:
     """Route every error through problem+json."""
     app.register_error_handler(IdentityServiceError, _domain)
     app.register_error_handler(HTTPException, _http)
+    for body_error in BODY_ERRORS:
+        app.register_error_handler(body_error, _body_framing)
     app.register_error_handler(Exception, _unexpected)

@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
-from collections.abc import Callable
+import threading
+import traceback
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 from prometheus_client import Counter, multiprocess
+from werkzeug.http import HTTP_STATUS_CODES
 
-from identity_service.observability import configure_logging, use_multiprocess_metrics
+from identity_service.app import RESPONSE_HEADERS
+from identity_service.health import start_draining
+from identity_service.observability import (
+    configure_logging,
+    generate_request_id,
+    use_multiprocess_metrics,
+)
+from identity_service.problems import INTERNAL_ERROR, PROBLEM_MIME, problem_body
 from identity_service.reloading import REFUSED_CONFIG, LastGoodConfig
+from identity_service.server_errors import refusal
+from identity_service.server_logging import SafeLogger
 from identity_service.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -80,18 +93,135 @@ def metrics_directory() -> str:
 
 
 class GracefulThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ships no types
-    """gunicorn's gthread worker, saying in the log when SIGTERM starts its drain.
+    """gunicorn's gthread worker, with the service's answers to requests gunicorn refuses.
 
-    The drain itself is gthread's: stop accepting, finish every accepted request
-    (answering with `Connection: close`), close idle keep-alive connections, and
-    exit within `graceful_timeout`. The log line tells an operator (and the
-    shutdown test) that the worker got the signal while requests were in flight.
+    SIGTERM: `/readyz` turns 503 at once, and the listening sockets are
+    closed as soon as the main loop sees the signal (the master closes its
+    copies before it signals the workers), so a new connection is refused
+    (ECONNREFUSED) and a load balancer retries elsewhere, instead of waiting
+    in a backlog that nobody serves and being reset when the workers exit.
+    Connections the kernel had already queued are taken first and served.
+    The rest of the drain is gthread's: finish every accepted request
+    (answering with `Connection: close`), close idle keep-alive connections,
+    and exit within `graceful_timeout`.
+
+    Refusals: a request gunicorn cannot parse (request line, headers, framing)
+    never reaches the app, and gunicorn would answer with an HTML page that
+    quotes the input. `handle_error`, gunicorn's hook for these answers, gives
+    the app's problem+json instead, with the app's security headers and a
+    request id, and logs the refusal by status and kind only.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The request each thread answered last: gunicorn reports an error met
+        # after the response (draining a body the app left unread) like any
+        # other, and a second response must never follow the first.
+        self.answered = threading.local()
+        self.listening = True
+
+    def run(self) -> None:
+        # The app is loaded and the signal handlers are in place: from here on
+        # SIGTERM drains this worker. (gunicorn's "Booting worker" comes from
+        # the master at fork; a worker signalled before it installed its
+        # handlers misses the SIGTERM and is killed at graceful_timeout.)
+        self.log.info("Worker ready (pid: %s)", self.pid)
+        super().run()
 
     def handle_exit(self, sig: int, frame: object) -> None:
         if self.alive:
+            app = getattr(self, "wsgi", None)  # None while the worker is still booting
+            if app is not None:
+                start_draining(app)
             self.log.info("Worker draining (pid: %s): finishing in-flight requests", self.pid)
         super().handle_exit(sig, frame)
+        if not self.booted:
+            # Still loading the app, which can take seconds: it has accepted
+            # nothing and polls nothing yet, so its copies close now rather
+            # than keep the port open (and queue connections) until it boots.
+            self.stop_listening()
+
+    def set_accept_enabled(self, enabled: bool) -> None:
+        if enabled and not self.listening:
+            return  # closed at SIGTERM while booting
+        # gthread calls this with False as its main loop ends, when SIGTERM
+        # has stopped it: the one point, in the main thread, where the
+        # listeners are no longer polled and can be closed for good.
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            self.stop_listening()
+
+    def stop_listening(self) -> None:
+        """Serve what the kernel has queued already, then close the listening sockets."""
+        if not self.listening:
+            return
+        self.listening = False
+        for listener in self.sockets:
+            # Connections queued before the close would be reset by it: take
+            # them now (non-blocking, until none is left or the worker is
+            # full), unless the app is not even loaded yet.
+            listener.setblocking(False)
+            while self.booted and self.nr_conns < self.worker_connections:
+                before = self.nr_conns
+                self.accept(listener)
+                if self.nr_conns == before:
+                    break
+            listener.close()
+        self.log.info("Worker stopped accepting (pid: %s): listening sockets closed", self.pid)
+
+    def handle_request(self, req: Any, conn: Any) -> bool:
+        keepalive: bool = super().handle_request(req, conn)
+        self.answered.request = req
+        return keepalive
+
+    def handle_error(self, req: Any, client: Any, addr: Any, exc: BaseException) -> None:
+        ip = addr[0] if addr else ""  # a unix socket has no address
+        if req is not None and getattr(self.answered, "request", None) is req:
+            self.log.warning(
+                "Invalid request from ip=%s after its response: %s; connection closed",
+                ip,
+                type(exc).__name__,
+            )
+            return
+        rid = generate_request_id()
+        answer = refusal(exc)
+        if answer is None:
+            # Type and stack, not the message: it may quote the request.
+            self.log.error(
+                "Error handling request: %s (request id %s)\n%s",
+                type(exc).__name__,
+                rid,
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            status, title, detail, slug = INTERNAL_ERROR
+        else:
+            self.log.warning(
+                "Invalid request from ip=%s: %s %s (request id %s)",
+                ip,
+                answer.status,
+                type(exc).__name__,
+                rid,
+            )
+            status, title, detail, slug = answer.status, answer.title, answer.detail, answer.slug
+        body = json.dumps(problem_body(status, title, detail, slug, rid)).encode()
+        head = [
+            f"HTTP/1.1 {status} {HTTP_STATUS_CODES[status]}",
+            "Connection: close",
+            f"Content-Type: {PROBLEM_MIME}",
+            f"Content-Length: {len(body)}",
+            "Cache-Control: no-store",
+            *(f"{name}: {value}" for name, value in self.response_headers()),
+            f"X-Request-ID: {rid}",
+        ]
+        try:
+            client.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+        except OSError:  # the client is gone; nothing left to tell it
+            self.log.debug("Failed to send error message.")
+
+    def response_headers(self) -> Sequence[tuple[str, str]]:
+        """The headers the app puts on every response (security headers, HSTS, CSP)."""
+        headers: Sequence[tuple[str, str]] = self.wsgi.extensions[RESPONSE_HEADERS]
+        return headers
 
 
 def run_gunicorn(
@@ -134,6 +264,9 @@ def run_gunicorn(
             # memory growth to bound.
             "limit_request_field_size": 16384,  # an 8 KiB bearer token plus headroom
             "accesslog": None,  # the app writes its own JSON access line
+            # gunicorn's own lines (master and workers) without query strings,
+            # credentials or exception messages (server_logging).
+            "logger_class": SafeLogger,
             "forwarded_allow_ips": "127.0.0.1",
             # gunicorn >= 25 opens a management socket (worker counts, shutdown) in
             # $HOME/.gunicorn by default, one path shared by every instance of the user,

@@ -18,6 +18,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import OctKey
 
 from identity_service import create_app
+from identity_service.health import start_draining
 from identity_service.observability import JsonFormatter
 from tests.support.service import (
     MESSENGER_SECRET,
@@ -452,18 +453,23 @@ def test_no_cors_headers_for_a_request_without_origin(
 
 def test_request_id_is_honoured_or_generated(client: FlaskClient, log_lines: LogLines) -> None:
     assert (
-        client.get("/healthz", headers={"X-Request-ID": "abc-123"}).headers["X-Request-ID"]
-        == "abc-123"
+        client.get(
+            "/healthz", headers={"X-Request-ID": "0f8b6a4e-3c2d-4e1f-9a8b-7c6d5e4f3a2b"}
+        ).headers["X-Request-ID"]
+        == "0f8b6a4e-3c2d-4e1f-9a8b-7c6d5e4f3a2b"
     )
     generated = client.get("/healthz", headers={"X-Request-ID": "bad id;<x>"}).headers[
         "X-Request-ID"
     ]
     assert generated != "bad id;<x>" and len(generated) == 16
-    response = client.post(TOKEN_URL, headers={"X-Request-ID": "req-9"})
-    assert response.get_json()["request_id"] == "req-9"
+    response = client.post(TOKEN_URL, headers={"X-Request-ID": "4d9f1a0c3b2e8d7f6a5b4c3d2e1f0a9b"})
+    assert response.get_json()["request_id"] == "4d9f1a0c3b2e8d7f6a5b4c3d2e1f0a9b"
     access = [json.loads(x) for x in log_lines if "identity_service.access" in x]
-    assert access[0]["request_id"] == "abc-123"
-    assert access[-1]["request_id"] == "req-9" and access[-1]["status"] == 401
+    assert access[0]["request_id"] == "0f8b6a4e-3c2d-4e1f-9a8b-7c6d5e4f3a2b"
+    assert (
+        access[-1]["request_id"] == "4d9f1a0c3b2e8d7f6a5b4c3d2e1f0a9b"
+        and access[-1]["status"] == 401
+    )
 
 
 def test_auth_failure_audit_event_and_metric(
@@ -471,15 +477,15 @@ def test_auth_failure_audit_event_and_metric(
 ) -> None:
     caplog.set_level(logging.INFO)
     token = service.idp_token(iss="https://other-idp.example/")
-    client.post(TOKEN_URL, headers={**bearer(token), "X-Request-ID": "r-1"})
+    client.post(TOKEN_URL, headers={**bearer(token), "X-Request-ID": "7b704e263195a5a1"})
     formatter = JsonFormatter()
     lines = [json.loads(formatter.format(r)) for r in caplog.records]
     audit = [x for x in lines if x.get("event") == "auth_failure"]
     assert len(audit) == 1
-    assert audit[0]["method"] == "bearer" and audit[0]["request_id"] == "r-1"
+    assert audit[0]["method"] == "bearer" and audit[0]["request_id"] == "7b704e263195a5a1"
     assert audit[0]["reason"]
     access = [x for x in lines if x["logger"] == "identity_service.access"]
-    assert access and access[0]["status"] == 401 and access[0]["request_id"] == "r-1"
+    assert access and access[0]["status"] == 401 and access[0]["request_id"] == "7b704e263195a5a1"
     for line in map(json.dumps, lines):
         assert token not in line
     metrics = client.get("/metrics").get_data(as_text=True)
@@ -495,6 +501,17 @@ def test_health_and_readiness(client: FlaskClient) -> None:
     ready = client.get("/readyz")
     assert ready.status_code == 200, ready.get_data(as_text=True)
     assert set(ready.get_json()["checks"].values()) == {"ok"}
+
+
+def test_readiness_is_503_once_the_server_starts_draining(app: Flask) -> None:
+    # What the gunicorn worker calls at SIGTERM (tests/test_sigterm_drain.py runs it for real).
+    client = app.test_client()
+    assert client.get("/readyz").status_code == 200
+    start_draining(app)
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and ready.mimetype == "application/problem+json"
+    assert ready.get_json()["checks"] == {"server": "draining"}
+    assert client.get("/healthz").status_code == 200  # still alive while it drains
 
 
 def test_metrics_count_mints_per_workspace(client: FlaskClient, service: ServiceFixture) -> None:

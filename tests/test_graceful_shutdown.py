@@ -141,7 +141,7 @@ def test_sigterm_lets_every_in_flight_request_finish(tmp_path: Path) -> None:
         with gate(lock) as release, serving(config, tmp_path, WORKERS, THREADS) as server:
             listening = server.wait_for_lines(r"Listening at: http://127\.0\.0\.1:(\d+)")[0]
             port = int(re.search(r"127\.0\.0\.1:(\d+)", listening).group(1))  # type: ignore[union-attr]
-            server.wait_for_lines(r"Booting worker", count=WORKERS)
+            server.wait_for_lines(r"Worker ready", count=WORKERS)  # SIGTERM drains it from here
 
             # An idle keep-alive connection, as a load balancer keeps them.
             idle = http.client.HTTPConnection("127.0.0.1", port, timeout=60)

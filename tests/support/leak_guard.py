@@ -13,7 +13,15 @@ the production JSON formatter would, and fails the test if a line contains:
 - anything a test registered with `leak_guard.watch(...)`: the credential or
   cookie it sent, the token it was given.
 
-A failure names the logger and the kind of leak, never the leaked value.
+The same rules hold for the lines of every `identity-service serve` subprocess
+a test runs (`tests/support/served.py`): the app's JSON lines and gunicorn's
+own (master and workers, any level), which never pass through this process's
+logging. Those lines must also carry no query string (`/path?name=...`). Each
+line is checked once, by the guard of the test during which it was read; the
+lines of a server that outlives a test are read again at the next test's end.
+
+A failure names the logger (or the server's line number) and the kind of
+leak, never the leaked value.
 """
 
 from __future__ import annotations
@@ -25,10 +33,13 @@ from collections.abc import Iterator
 import pytest
 
 from identity_service.observability import JsonFormatter
+from tests.support.served import UNCHECKED
 from tests.support.service import MESSENGER_SECRET, SESSION_SECRET
 
 # A base64url segment starting as JSON `{"` does, then a dot: a JWT, a JWS or a signed cookie.
 JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]*\.")
+# A path with a query string, as a request line or a URI quotes it.
+QUERY_SHAPE = re.compile(r"/[^\s\"'?]*\?[^\s\"']*=")
 MIN_WATCHED_CHARS = 12  # shorter strings ("a b", "Basic") would match innocent text
 
 
@@ -87,9 +98,40 @@ class LeakGuard:
                 found.append(f"{record.name} {record.levelname}: {', '.join(kinds)}")
         return found
 
+    def line_leaks(self, source: str, lines: list[str]) -> list[str]:
+        """One description per leaking line of a server's log: where and what, never the value."""
+        found = []
+        for number, line in enumerate(lines, 1):
+            kinds = []
+            if JWT_SHAPE.search(line):
+                kinds.append("a JWT or signed cookie (eyJ...)")
+            if QUERY_SHAPE.search(line):
+                kinds.append("a query string")
+            kinds.extend(
+                f"watched value #{i} ({len(v)} chars)"
+                for i, v in enumerate(self.watched)
+                if v in line
+            )
+            if kinds:
+                found.append(f"{source}, line {number} of this read: {', '.join(kinds)}")
+        return found
+
+    def server_leaks(self) -> list[str]:
+        """Leaks in the lines the served subprocesses wrote since the last read."""
+        found = []
+        for server in list(UNCHECKED):
+            done = server.finished  # before reading: a line written after is read next time
+            pid = server.process.pid
+            found.extend(self.line_leaks(f"serve (pid {pid})", server.unchecked_lines()))
+            if done:
+                UNCHECKED.remove(server)
+        return found
+
     def forget(self) -> None:
-        """Drop the records so far (for a test that leaks on purpose to prove the guard works)."""
+        """Drop the records and server lines so far (for a test that leaks on purpose)."""
         self.collector.records.clear()
+        for server in UNCHECKED:
+            server.unchecked_lines()
 
     def saw(self, logger: str, message: str | None = None) -> int:
         """How many captured records came from `logger` (with `message`, when given)."""
@@ -115,6 +157,6 @@ def leak_guard() -> Iterator[LeakGuard]:
         for target, level in zip(targets, levels, strict=True):
             target.removeHandler(guard.collector)
             target.setLevel(level)
-    leaks = guard.leaks()
+    leaks = guard.leaks() + guard.server_leaks()
     if leaks:
         pytest.fail("log records leak credentials:\n  " + "\n  ".join(leaks), pytrace=False)

@@ -11,6 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+# Every server started in this session whose stderr the log leak guard has
+# not read to the end yet (tests/support/leak_guard.py).
+UNCHECKED: list[Server] = []
+
 
 class Server:
     """`identity-service serve` in a subprocess; its stderr is collected line by line."""
@@ -26,9 +30,11 @@ class Server:
             command, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )
         self.lines: list[str] = []
+        self._checked = 0  # how many lines the leak guard has read
         self._changed = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
+        UNCHECKED.append(self)
 
     def _read(self) -> None:
         assert self.process.stderr is not None
@@ -59,6 +65,18 @@ class Server:
         found = re.search(r"127\.0\.0\.1:(\d+)", line)
         assert found is not None
         return int(found.group(1))
+
+    def unchecked_lines(self) -> list[str]:
+        """The lines written since the last call (the leak guard reads each line once)."""
+        with self._changed:
+            new = self.lines[self._checked :]
+            self._checked = len(self.lines)
+        return new
+
+    @property
+    def finished(self) -> bool:
+        """The process has exited and every line it wrote has been read."""
+        return self.process.poll() is not None and not self._reader.is_alive()
 
     def log(self) -> str:
         with self._changed:
