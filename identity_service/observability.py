@@ -43,10 +43,12 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 # service's own ids, nginx's $request_id). A JWT, a signed cookie or an opaque
 # token has dots or letters beyond f; 40 or 64 hex digits (a SHA-1 or SHA-256,
 # many API keys and secrets) are too long. Anything else is replaced.
-_REQUEST_ID = re.compile(
+# deploy/nginx/identity-service.conf applies the same pattern (a test holds them equal).
+REQUEST_ID_PATTERN = (
     r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}"
     r"|[0-9A-Fa-f]{16,32}"
 )
+_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 _QUERY = re.compile(r"\?[^\s'\"]+")

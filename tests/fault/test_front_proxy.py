@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from identity_service.observability import REQUEST_ID_PATTERN
 from identity_service.settings import ServiceSettings
 from tests.support.nginx import SHIPPED, fronting, nginx_binary, set_directive
 from tests.support.served import Server, serving
@@ -297,13 +298,40 @@ def test_forwarded_headers_are_the_proxys_not_the_clients(
 ) -> None:
     """With proxy_hops = 1 the service sees nginx's view of the client, never a spoofed one."""
     service, server = proxied
+    traced = "3f1c2a9e-5b7d-4c1e-9a2b-7d6e5f4a3b2c"
     with fronting(tmp_path / "nginx", server.port, MAX_BODY_BYTES) as proxy:
         status, _ = token_request(
-            proxy.port, service, **{"X-Forwarded-For": "203.0.113.9", "X-Request-ID": "trace-7.a"}
+            proxy.port, service, **{"X-Forwarded-For": "203.0.113.9", "X-Request-ID": traced}
         )
     assert status == 200
-    line = server.wait_for_lines(r'"message":"request".*"request_id":"trace-7\.a"')[0]
+    line = server.wait_for_lines(rf'"message":"request".*"request_id":"{traced}"')[0]
     assert json.loads(line)["client"] == "127.0.0.1"
+
+
+@needs_nginx
+@pytest.mark.fault
+def test_a_request_id_the_service_would_refuse_is_replaced_by_nginx(
+    proxied: tuple[ServiceFixture, Server], tmp_path: Path
+) -> None:
+    """A credential-shaped X-Request-ID never passes nginx: it sends its own $request_id."""
+    service, server = proxied
+    jwt_shaped = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJlLXNoYXBlZA"
+    served = r'"message":"request".*"status":200'
+    before = len([x for x in server.lines if re.search(served, x)])
+    with fronting(tmp_path / "nginx", server.port, MAX_BODY_BYTES) as proxy:
+        status, _ = token_request(proxy.port, service, **{"X-Request-ID": jwt_shaped})
+    assert status == 200
+    line = server.wait_for_lines(served, count=before + 1)[-1]
+    assert re.fullmatch(r"[0-9a-f]{32}", json.loads(line)["request_id"])
+    assert jwt_shaped not in server.log()
+
+
+def test_nginx_accepts_a_callers_request_id_by_the_services_own_rule() -> None:
+    """The shipped map's regex is the service's REQUEST_ID_PATTERN, anchored: one rule."""
+    conf = SHIPPED.read_text()
+    found = re.search(r'map \$http_x_request_id \$identity_request_id \{\s*"~([^"]+)"', conf)
+    assert found is not None
+    assert found.group(1) == f"^(?:{REQUEST_ID_PATTERN})$"
 
 
 @needs_nginx
