@@ -2,9 +2,9 @@
 
 Without one, every request pays the dependency's full timeout while it hangs
 (and logs it). With it, only the calls in flight when it stopped answering and
-one probe per `retry_interval` wait on it; everything else is told at once that
-the dependency is being skipped, and the caller's policy decides what that
-means. Time comes from the injected monotonic clock.
+one probe at a time, at most one per `retry_interval`, wait on it; everything
+else is told at once that the dependency is being skipped, and the caller's
+policy decides what that means. Time comes from the injected monotonic clock.
 """
 
 from __future__ import annotations
@@ -16,8 +16,13 @@ from collections.abc import Callable
 class CircuitBreaker:
     """Closed (calls go through) until a failure; then open for `retry_interval` seconds."""
 
-    def __init__(self, retry_interval: float, monotonic: Callable[[], float]) -> None:
+    def __init__(
+        self, retry_interval: float, monotonic: Callable[[], float], call_deadline: float = 0.0
+    ) -> None:
+        """`call_deadline` bounds one call: a probe has the dependency to itself that long even
+        when `retry_interval` is shorter, so probes never overlap on a hung dependency."""
         self.retry_interval = retry_interval
+        self.call_deadline = call_deadline
         self.monotonic = monotonic
         self._lock = threading.Lock()
         self._retry_at: float | None = None  # None while closed
@@ -36,7 +41,9 @@ class CircuitBreaker:
             if now < self._retry_at:
                 self.skipped += 1
                 return False
-            self._retry_at = now + self.retry_interval  # the others keep skipping meanwhile
+            # The others keep skipping until the probe reports (failed or succeeded), or
+            # until it is overdue: a probe that never reports cannot hold the breaker open.
+            self._retry_at = now + max(self.retry_interval, self.call_deadline)
             return True
 
     def retry_in(self) -> float:

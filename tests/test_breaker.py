@@ -40,3 +40,19 @@ def test_failures_in_flight_together_are_logged_once() -> None:
     clock.now += 0.1
     assert breaker.allow() is True
     assert breaker.failed() is True
+
+
+def test_a_probe_holds_the_dependency_alone_until_its_deadline_even_past_the_interval() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(0.1, clock, call_deadline=1.0)
+    assert breaker.failed() is True
+    clock.now += 0.1
+    assert breaker.allow() is True  # the probe, which then hangs
+    clock.now += 0.5
+    assert breaker.allow() is False  # past the interval, but the probe is still in flight
+    assert breaker.retry_in() == 0.5
+    clock.now += 0.5
+    assert breaker.allow() is True  # overdue: given up on, the next call probes
+    assert breaker.failed() is True
+    clock.now += 0.1
+    assert breaker.allow() is True  # a probe that reported frees the next one after the interval
