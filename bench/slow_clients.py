@@ -49,7 +49,8 @@ from serving import Server, idp_token, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.support.nginx import Nginx, free_port, render  # noqa: E402
+from tests.support.nginx import Nginx, render  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 TOKEN_PATH = "/v1/messenger/token"
 MAX_BODY_BYTES = 4096  # the service's default, which load.config keeps

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -15,7 +14,8 @@ from pathlib import Path
 
 from identity_service.config import INSTANCE_ENV
 from identity_service.demo.database import DEMO_PASSWORD, DEMO_USERS
-from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, free_port, start_demo
+from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, start_demo
+from tests.support.processes import free_port, stop_make
 
 ADA = DEMO_USERS[0]
 
@@ -102,13 +102,8 @@ def test_make_run_takes_the_port_and_host_to_listen_on(tmp_path: Path) -> None:
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
-    # make forwards nothing: end the demo (make's only child) by its pid, then make.
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    pids = children.read_text().split() if children.exists() else []
-    for pid in pids:
-        os.kill(int(pid), signal.SIGTERM)
-    process.terminate()
-    out, _ = process.communicate(timeout=20)
+    stop_make(process)
+    out, _ = process.communicate(timeout=10)
     return out
 
 
