@@ -27,6 +27,11 @@ class CircuitBreaker:
         self._lock = threading.Lock()
         self._retry_at: float | None = None  # None while closed
         self._logged_at: float | None = None
+        # The thread whose call is the probe, until it reports or its deadline passes. Only
+        # its own report ends it: a call from before it that fails late must not free a
+        # second probe while the first still waits.
+        self._prober: int | None = None
+        self._probe_until = 0.0
         self.skipped = 0  # calls skipped since it last opened
 
     def allow(self) -> bool:
@@ -38,18 +43,23 @@ class CircuitBreaker:
         with self._lock:
             if self._retry_at is None:
                 return True
-            if now < self._retry_at:
+            if now < self._retry_at or (self._prober is not None and now < self._probe_until):
                 self.skipped += 1
                 return False
             # The others keep skipping until the probe reports (failed or succeeded), or
             # until it is overdue: a probe that never reports cannot hold the breaker open.
-            self._retry_at = now + max(self.retry_interval, self.call_deadline)
+            self._prober, self._probe_until = threading.get_ident(), now + self.call_deadline
+            self._retry_at = now + self.retry_interval
             return True
 
     def retry_in(self) -> float:
-        """Seconds until the next probe (0 while closed)."""
+        """Seconds until the next probe may start (0 while closed)."""
         retry_at = self._retry_at
-        return 0.0 if retry_at is None else max(0.0, retry_at - self.monotonic())
+        if retry_at is None:
+            return 0.0
+        if self._prober is not None:
+            retry_at = max(retry_at, self._probe_until)
+        return max(0.0, retry_at - self.monotonic())
 
     def failed(self) -> bool:
         """Open (again) after a failed call; True when this failure should be logged, at most
@@ -57,6 +67,8 @@ class CircuitBreaker:
         now = self.monotonic()
         with self._lock:
             self._retry_at = now + self.retry_interval
+            if self._prober == threading.get_ident():
+                self._prober = None
             if self._logged_at is not None and now - self._logged_at < self.retry_interval:
                 return False
             self._logged_at = now
@@ -71,5 +83,5 @@ class CircuitBreaker:
             if self._retry_at is None:
                 return None
             skipped, self.skipped = self.skipped, 0
-            self._retry_at = self._logged_at = None
+            self._retry_at = self._logged_at = self._prober = None
             return skipped
