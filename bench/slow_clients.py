@@ -44,8 +44,8 @@ import threading
 import time
 from pathlib import Path
 
-from load import ATTRS, AUDIENCE, ISSUER, SECRET, balanced_wrk, config
-from serving import Server, idp_token, wait_port
+from load import SECRET, balanced_wrk, bench_token, config
+from serving import Server, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -212,9 +212,7 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
     tmp = Path(tempfile.mkdtemp(prefix="identity-slow-clients-"))
-    claims = {a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)}
-    token, pem = idp_token(ISSUER, AUDIENCE, claims)
-    (tmp / "idp.pem").write_bytes(pem)
+    token, _ = bench_token(tmp)
     env = {"BENCH_MESSENGER_SECRET": SECRET}
     alone_config = config(tmp)
     # Behind nginx the service trusts one proxy for the client address (proxy_hops = 1).
