@@ -12,7 +12,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from identity_service.config import INSTANCE_ENV
+from identity_service.config import INSTANCE_ENV, load_settings
+from identity_service.demo import idp
+from identity_service.demo.cli import banner
 from identity_service.demo.database import DEMO_PASSWORD, DEMO_USERS
 from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, start_demo
 from tests.support.processes import free_port, stop_make
@@ -123,3 +125,20 @@ def test_a_busy_port_names_the_port_and_how_to_choose_another(tmp_path: Path) ->
     assert f"make run PORT={port + 1}" in output
     assert "--port" in output
     assert "Either identify and stop that program" not in output  # werkzeug's generic text
+
+
+def test_listening_beyond_loopback_warns_that_others_can_get_bearer_tokens_too(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(None, {INSTANCE_ENV: str(tmp_path / "instance")})
+    settings, with_idp = idp.with_demo_idp(settings, "http://127.0.0.1:8000")
+    db_file = tmp_path / "instance" / "demo.db"
+    shown = "\n".join(
+        banner("http://0.0.0.0:8000/", settings, db_file, True, False, "0.0.0.0", with_idp)  # noqa: S104
+    )
+    assert "WARNING: listening on 0.0.0.0" in shown
+    assert "bearer token from the development identity provider" in shown
+    local = "\n".join(
+        banner("http://127.0.0.1:8000/", settings, db_file, True, False, "127.0.0.1", with_idp)
+    )
+    assert "WARNING: listening" not in local
