@@ -116,6 +116,15 @@ def _latency(out: str, label: str) -> float:
     return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
+def bench_token(folder: Path) -> tuple[str, bytes]:
+    """The benchmarks' IdP token (the ATTRS claims) and its key, saved as `folder`/idp.pem,
+    which `config(folder)` trusts."""
+    claims = {a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)}
+    token, pem = idp_token(ISSUER, AUDIENCE, claims)
+    (folder / "idp.pem").write_bytes(pem)
+    return token, pem
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
@@ -128,9 +137,7 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
     tmp = Path(tempfile.mkdtemp(prefix="identity-bench-"))
-    claims = {a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)}
-    token, pem = idp_token(ISSUER, AUDIENCE, claims)
-    (tmp / "idp.pem").write_bytes(pem)
+    token, _ = bench_token(tmp)
 
     env = {
         "BENCH_MESSENGER_SECRET": SECRET,

@@ -44,12 +44,13 @@ import threading
 import time
 from pathlib import Path
 
-from load import ATTRS, AUDIENCE, ISSUER, SECRET, balanced_wrk, config
-from serving import Server, idp_token, wait_port
+from load import SECRET, balanced_wrk, bench_token, config
+from serving import Server, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.support.nginx import Nginx, free_port, render  # noqa: E402
+from tests.support.nginx import Nginx, render  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 TOKEN_PATH = "/v1/messenger/token"
 MAX_BODY_BYTES = 4096  # the service's default, which load.config keeps
@@ -211,9 +212,7 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
     tmp = Path(tempfile.mkdtemp(prefix="identity-slow-clients-"))
-    claims = {a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)}
-    token, pem = idp_token(ISSUER, AUDIENCE, claims)
-    (tmp / "idp.pem").write_bytes(pem)
+    token, _ = bench_token(tmp)
     env = {"BENCH_MESSENGER_SECRET": SECRET}
     alone_config = config(tmp)
     # Behind nginx the service trusts one proxy for the client address (proxy_hops = 1).

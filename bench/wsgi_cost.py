@@ -29,8 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flask import Flask
-from load import ATTRS, AUDIENCE, ISSUER, SECRET, config
-from serving import idp_token
+from load import AUDIENCE, ISSUER, SECRET, bench_token, config
 
 from identity_service import create_app
 from identity_service.config import load_settings
@@ -100,10 +99,8 @@ def per_call_us(calls: dict[str, Callable[[], None]], repeat: int) -> dict[str, 
 
 def make_fixture(folder: Path) -> tuple[str, bytes]:
     """The load benchmark's IdP token (10 attribute claims) and key, also saved in `folder`."""
-    claims = {a: (i if i % 2 else f"value-{i}") for i, a in enumerate(ATTRS)}
-    token, pem = idp_token(ISSUER, AUDIENCE, claims)
+    token, pem = bench_token(folder)
     (folder / "token").write_text(token)
-    (folder / "idp.pem").write_bytes(pem)
     return token, pem
 
 

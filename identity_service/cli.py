@@ -18,9 +18,9 @@ from identity_service.attributes import AttributePolicy
 from identity_service.cli_errors import fail_clearly
 from identity_service.cli_options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.errors import ConfigError, ConfigProblem
+from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.secrets import SecretSource
-from identity_service.settings import Settings, WorkspaceSettings
+from identity_service.settings import SessionAuthSettings, Settings, WorkspaceSettings
 from identity_service.snippet import admin_checklist
 from identity_service.tokens import ALGORITHM, mint
 
@@ -58,6 +58,32 @@ def _check_buildable(settings: Settings) -> None:
                 SqlProfileSource(workspace.profile).close()
             except (ValueError, OSError) as exc:
                 problems.append(ConfigProblem(f"workspaces.{key}.profile", str(exc)))
+    if problems:
+        raise ConfigError(settings.source, problems)
+
+
+def _generate_dev_secrets(settings: Settings) -> None:
+    """Make the development secrets the service will sign with, before any worker starts.
+
+    Loading the configuration never writes (check-config only reads), so `serve`
+    generates them here: an instance folder it cannot write is a startup error
+    naming the key and the fix, not a running service whose every token is a 503.
+    """
+    problems: list[ConfigProblem] = []
+    for key, workspace in settings.workspaces.items():
+        sources = [(f"workspaces.{key}.secret_dev", workspace.secret)]
+        sources += [
+            (f"workspaces.{key}.auth[{index}].secret_dev", method.secret)
+            for index, method in enumerate(workspace.auth)
+            if isinstance(method, SessionAuthSettings)
+        ]
+        for where, source in sources:
+            if source.kind != "dev":
+                continue
+            try:
+                source.get()
+            except SecretUnavailableError as exc:
+                problems.append(ConfigProblem(where, exc.detail.removeprefix(f"{source.what}: ")))
     if problems:
         raise ConfigError(settings.source, problems)
 
@@ -184,6 +210,8 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
     with fail_clearly():
         # Here, once, with a readable message; the workers start from these settings.
         settings = _load(path)
+        # Loading never writes (check-config only reads): serve makes its dev secrets here.
+        _generate_dev_secrets(settings)
     if path:
         os.environ[CONFIG_ENV] = path
     run_gunicorn(

@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from identity_service import naming
+from identity_service.demo.idp import ISSUER as DEMO_IDP_ISSUER
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.ratelimit import parse_limit
 from identity_service.secrets import DEV_SECRET_BANNER, SecretSource
@@ -552,6 +553,14 @@ class _Loader:
             },
         )  # fmt: skip
         issuer = self.get(item, "issuer", str, "", _non_empty, required=True)
+        if issuer == DEMO_IDP_ISSUER:
+            # `identity-service demo` adds this method itself; in a file it would let
+            # `serve` trust tokens signed for published demo passwords.
+            self.problem(
+                "issuer",
+                f"{issuer!r} is the demo's development identity provider, which only "
+                "`identity-service demo` trusts (it adds it itself): name your IdP's issuer",
+            )
         audience = self.strings(item, "audience", required=True)
         algorithms = self.strings(item, "algorithms", required=True)
         for alg in algorithms:

@@ -94,7 +94,12 @@ class SqlProfileSource:
         self._engine = create_engine(url, **_engine_options(url, settings))
         self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
         self._watchdog = Watchdog(settings.deadline, "profile-deadline", clock)
-        self._breaker = CircuitBreaker(settings.breaker_cooldown, clock, BREAKER_FAILURES)
+        self._breaker = CircuitBreaker(
+            settings.breaker_cooldown,
+            clock,
+            failures=BREAKER_FAILURES,
+            call_deadline=settings.deadline,
+        )
         event.listen(self._engine, "do_connect", self._on_connect)
         event.listen(self._engine, "checkout", self._on_checkout)
         event.listen(self._engine, "checkin", self._on_checkin)

@@ -141,7 +141,12 @@ class RateLimiter:
         self.on_storage_error = on_storage_error
         self.on_storage_skipped = on_storage_skipped
         self.clock = clock
-        self.breaker = CircuitBreaker(settings.storage_retry_interval, monotonic)
+        # A check is at most two calls (the hit, then the window of a refused one), each a
+        # new connection then its reply: the longest a probe can wait on a hung Redis.
+        check_deadline = 2 * 2 * settings.storage_timeout
+        self.breaker = CircuitBreaker(
+            settings.storage_retry_interval, monotonic, call_deadline=check_deadline
+        )
         self.settings = settings
         self.namespace = namespace
         self.storage_errors = 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 from identity_service.breaker import CircuitBreaker
 
 
@@ -40,3 +42,37 @@ def test_failures_in_flight_together_are_logged_once() -> None:
     clock.now += 0.1
     assert breaker.allow() is True
     assert breaker.failed() is True
+
+
+def test_a_probe_holds_the_dependency_alone_until_its_deadline_even_past_the_interval() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(0.1, clock, call_deadline=1.0)
+    assert breaker.failed() is True
+    clock.now += 0.1
+    assert breaker.allow() is True  # the probe, which then hangs
+    clock.now += 0.5
+    assert breaker.allow() is False  # past the interval, but the probe is still in flight
+    assert breaker.retry_in() == 0.5
+    clock.now += 0.5
+    assert breaker.allow() is True  # overdue: given up on, the next call probes
+    assert breaker.failed() is True
+    clock.now += 0.1
+    assert breaker.allow() is True  # a probe that reported frees the next one after the interval
+
+
+def test_a_late_failure_from_another_call_does_not_let_a_second_probe_start() -> None:
+    # A call that was in flight when the dependency stopped answering fails while the probe
+    # still waits: the probe keeps the dependency to itself until it reports or is overdue.
+    clock = Clock()
+    breaker = CircuitBreaker(0.1, clock, call_deadline=1.0)
+    assert breaker.failed() is True
+    clock.now += 0.1
+    with ThreadPoolExecutor(1) as probe_thread:
+        assert probe_thread.submit(breaker.allow).result() is True  # the probe, in its thread
+        breaker.failed()  # here: a call from before the probe gives up
+        clock.now += 0.2
+        assert breaker.allow() is False  # the probe is still in flight
+        probe_thread.submit(breaker.failed).result()  # the probe reports its failure
+    assert breaker.allow() is False  # then the interval starts again
+    clock.now += 0.1
+    assert breaker.allow() is True

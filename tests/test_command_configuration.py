@@ -9,7 +9,9 @@ the directory a command runs from: a web root stays empty.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -27,6 +29,8 @@ from identity_service.config import (
     load_settings,
 )
 from identity_service.errors import SecretUnavailableError
+from tests.demo.conftest import cli_path
+from tests.support.processes import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN_URL = "http://127.0.0.1:8000/v1/messenger/token"
@@ -188,6 +192,32 @@ def test_an_instance_folder_that_cannot_be_written_is_a_clear_secret_error(tmp_p
     settings = load_settings(None, {INSTANCE_ENV: str(blocked)})
     with pytest.raises(SecretUnavailableError, match="cannot generate the development secret"):
         settings.workspace(None).secret.get()
+
+
+@pytest.mark.fault
+def test_serve_fails_at_startup_when_it_cannot_generate_its_development_secrets(
+    tmp_path: Path,
+) -> None:
+    """Loading the configuration no longer writes, so `serve` makes its development secrets
+    itself before it starts gunicorn: a folder it cannot write is a startup error naming the
+    key and the fix, not a service that answers 503 to every token request."""
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the instance folder should be")
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    process = subprocess.Popen(
+        [str(cli_path()), "serve", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"],
+        env={**env, INSTANCE_ENV: str(blocked)}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=15)
+    code = stop(process)  # still serving means it started with secrets it cannot have
+    _, stderr = process.communicate(timeout=10)
+    assert code == 2, stderr
+    assert "workspaces.default.secret_dev" in stderr, stderr
+    assert "cannot generate the development secret" in stderr
+    assert "set IDENTITY_SERVICE_INSTANCE" in stderr
+    assert "Traceback" not in stderr
 
 
 def test_check_config_says_a_development_secret_is_not_generated_yet(tmp_path: Path) -> None:

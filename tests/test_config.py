@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings
+from identity_service.demo import idp
 from identity_service.errors import ConfigError
 from identity_service.settings import REGIONS, BearerAuthSettings
 from tests.conftest import MESSENGER_SECRET, MESSENGER_SECRET_ENV, WriteConfig
@@ -215,6 +216,14 @@ BROKEN: list[Any] = [
         + 'algorithms = ["RS256"]\n',
         {}, {}, "workspaces.eu.auth[0].issuer", "is required",
         id="bearer-without-issuer",
+    ),
+    pytest.param(
+        workspace()
+        + BEARER_AUTH.replace('issuer = "https://idp.example/"', f'issuer = "{idp.ISSUER}"')
+        + 'algorithms = ["ES256"]\n',
+        {}, {}, "workspaces.eu.auth[0].issuer",
+        "is the demo's development identity provider",
+        id="bearer-trusting-the-demo-idp",
     ),
     pytest.param(
         '[service]\ncors_origins = ["*"]\n\n' + workspace() + SESSION_AUTH,

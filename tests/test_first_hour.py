@@ -39,7 +39,8 @@ import pytest
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV
 from identity_service.demo import idp
 from identity_service.demo.database import DEMO_USERS
-from tests.demo.conftest import FOREIGN_ENV, STARTUP_TIMEOUT, free_port
+from tests.demo.conftest import FOREIGN_ENV, STARTUP_TIMEOUT
+from tests.support.processes import children, free_port, stop_make
 
 ROOT = Path(__file__).resolve().parents[1]
 ADA = DEMO_USERS[0]
@@ -96,10 +97,9 @@ class MakeRun:
 
     def demo_pid(self) -> int:
         """The demo: make's one child (the recipe is a single command, so make execs it)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        pids = children.read_text().split()
+        pids = children(self.process)
         assert len(pids) == 1, pids
-        return int(pids[0])
+        return pids[0]
 
 
 @pytest.fixture(scope="module")
@@ -126,15 +126,7 @@ def make_run(checkout: Path) -> Iterator[MakeRun]:
                 time.sleep(0.1)
         yield running
     finally:
-        if process.poll() is None:
-            children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-            for pid in children.read_text().split() if children.exists() else []:
-                os.kill(int(pid), signal.SIGTERM)
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+        stop_make(process)
 
 
 def run_example(checkout: Path, name: str, url: str) -> dict[str, object]:

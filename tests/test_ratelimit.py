@@ -7,6 +7,7 @@ import os
 import re
 import secrets
 import socket
+import threading
 import time
 from pathlib import Path
 from typing import cast
@@ -196,6 +197,36 @@ def test_limits_resume_at_the_first_check_after_the_interval_once_redis_answers(
         r.getMessage() == "rate limit storage answers again (2 checks skipped)"
         for r in caplog.records
     )
+
+
+def test_a_probe_slower_than_the_retry_interval_is_the_only_one_in_flight(tmp_path: Path) -> None:
+    # storage_retry_interval may be shorter than a call's deadline (2 x storage_timeout):
+    # a probe still waiting on a hung Redis must not let the next request probe it too,
+    # or every request after each interval joins the wait.
+    monotonic, skipped = Monotonic(), []
+    with own_redis(tmp_path) as redis:
+        settings = RateLimitSettings(
+            storage_url=redis.url, storage_timeout=0.3, storage_retry_interval=0.1
+        )
+        limiter = RateLimiter(
+            settings, monotonic=monotonic, on_storage_skipped=lambda: skipped.append(1)
+        )
+        redis.freeze()
+        limiter.check_client("10.0.0.1")  # waits for its deadline, then opens the breaker
+        monotonic.now += 0.1
+        probe = threading.Thread(target=limiter.check_client, args=("10.0.0.2",))
+        probe.start()  # the probe: waits on the frozen Redis
+        deadline = time.monotonic() + 2
+        while limiter.breaker.retry_in() == 0 and time.monotonic() < deadline:
+            time.sleep(0.005)  # until the probe has taken its turn
+        monotonic.now += 0.2  # past the interval, while the probe still waits
+        started = time.monotonic()
+        limiter.check_client("10.0.0.3")
+        waited = time.monotonic() - started
+        probe.join(5)
+        redis.thaw()
+    assert waited < 0.1, f"a second probe waited {waited:.2f} s on the hung Redis"
+    assert skipped == [1] and limiter.storage_errors == 2  # the first call and the probe
 
 
 def test_limiter_unit_memory_storage() -> None:

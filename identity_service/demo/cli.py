@@ -171,6 +171,11 @@ def banner(
             "",
             f"  WARNING: listening on {host}: other machines can reach the demo accounts.",
         ]
+        if with_idp:
+            lines.append(
+                "  Anyone who can reach it, with the password above, gets a bearer token from "
+                "the development identity provider."
+            )
     lines += ["  Ctrl+C stops the demo.", RULE]
     return lines
 

@@ -28,6 +28,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from identity_service.errors import SecretUnavailableError
 from identity_service.secrets import ensure_dev_secret
 from identity_service.settings import BearerAuthSettings, Settings
 
@@ -57,10 +58,20 @@ def _new_private_key() -> bytes:
 def signing_key(instance: Path) -> ec.EllipticCurvePrivateKey:
     """The demo IdP's private key, generated in `instance` (mode 0600) on first use."""
     path = instance / KEY_FILE
-    ensure_dev_secret(path, _new_private_key)
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    try:
+        ensure_dev_secret(path, _new_private_key)
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as exc:
+        raise SecretUnavailableError(
+            f"the demo identity provider's key {path}: {exc.strerror}; make the instance "
+            "folder writable or set IDENTITY_SERVICE_INSTANCE"
+        ) from None
+    except (ValueError, TypeError):  # not PEM, or encrypted: cryptography's texts, no key bytes
+        key = None
     if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise ValueError(f"{path} is not an EC private key: delete it, the demo makes a new one")
+        raise SecretUnavailableError(
+            f"{path} is not an unencrypted EC private key: delete it, the demo makes a new one"
+        )
     return key
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -25,19 +24,13 @@ from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV
 from tests.support.browser import CHROMIUM_ARGS, chromium_or_skip
+from tests.support.processes import free_port, stop
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
 # Variables that would point the demo somewhere else than the bundled example.
 FOREIGN_ENV = (CONFIG_ENV, "INTERCOM_APP_ID", "INTERCOM_MESSENGER_SECRET", "INTERCOM_REGION")
 STARTUP_TIMEOUT = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def cli_path() -> Path:
@@ -64,12 +57,7 @@ class DemoServer:
     def stop(self) -> int:
         if not self.stopped:
             self.stopped = True
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+            stop(self.process)
         code: int = self.process.returncode
         return code
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import sqlite3
 import subprocess
@@ -13,9 +12,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from identity_service.config import INSTANCE_ENV
+from identity_service.config import INSTANCE_ENV, load_settings
+from identity_service.demo import idp
+from identity_service.demo.cli import banner
 from identity_service.demo.database import DEMO_PASSWORD, DEMO_USERS
-from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, free_port, start_demo
+from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, start_demo
+from tests.support.processes import free_port, stop_make
 
 ADA = DEMO_USERS[0]
 
@@ -114,13 +116,8 @@ def test_make_run_takes_the_port_and_host_to_listen_on(tmp_path: Path) -> None:
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
-    # make forwards nothing: end the demo (make's only child) by its pid, then make.
-    children = Path(f"/proc/{process.pid}/task/{process.pid}/children")
-    pids = children.read_text().split() if children.exists() else []
-    for pid in pids:
-        os.kill(int(pid), signal.SIGTERM)
-    process.terminate()
-    out, _ = process.communicate(timeout=20)
+    stop_make(process)
+    out, _ = process.communicate(timeout=10)
     return out
 
 
@@ -140,3 +137,20 @@ def test_a_busy_port_names_the_port_and_how_to_choose_another(tmp_path: Path) ->
     assert f"make run PORT={port + 1}" in output
     assert "--port" in output
     assert "Either identify and stop that program" not in output  # werkzeug's generic text
+
+
+def test_listening_beyond_loopback_warns_that_others_can_get_bearer_tokens_too(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(None, {INSTANCE_ENV: str(tmp_path / "instance")})
+    settings, with_idp = idp.with_demo_idp(settings, "http://127.0.0.1:8000")
+    db_file = tmp_path / "instance" / "demo.db"
+    shown = "\n".join(
+        banner("http://0.0.0.0:8000/", settings, db_file, True, False, "0.0.0.0", with_idp)  # noqa: S104
+    )
+    assert "WARNING: listening on 0.0.0.0" in shown
+    assert "bearer token from the development identity provider" in shown
+    local = "\n".join(
+        banner("http://127.0.0.1:8000/", settings, db_file, True, False, "127.0.0.1", with_idp)
+    )
+    assert "WARNING: listening" not in local

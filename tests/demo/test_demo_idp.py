@@ -21,6 +21,8 @@ from typing import Any
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
@@ -181,3 +183,32 @@ def test_the_service_alone_never_serves_nor_trusts_the_demo_idp(tmp_path: Path) 
         "/v1/messenger/token", json={}, headers={"Authorization": f"Bearer {token}"}
     )
     assert refused.status_code == 401
+
+
+def rsa_key_pem() -> bytes:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048).private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+@pytest.mark.parametrize(
+    "command", [["demo", "--port", "0"], ["demo-token", "--email", ADA.email]], ids=" ".join
+)
+@pytest.mark.parametrize("content", [b"not a key\n", rsa_key_pem()], ids=["garbage", "RSA key"])
+def test_a_damaged_signing_key_is_a_clear_error_naming_the_file_and_the_fix(
+    tmp_path: Path, command: list[str], content: bytes
+) -> None:
+    instance = tmp_path / "instance"
+    instance.mkdir()
+    (instance / idp.KEY_FILE).write_bytes(content)
+    env = {**os.environ, INSTANCE_ENV: str(instance)}
+    done = subprocess.run(
+        [str(cli_path()), *command], env=env, capture_output=True, text=True, timeout=60,
+        check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.returncode == 1, done.stderr
+    assert f"{instance / idp.KEY_FILE}" in done.stderr and "delete it" in done.stderr
+    assert done.stdout == ""

@@ -14,14 +14,17 @@ a 1 s timeout), in front of the real server (tests/support/served.py).
 from __future__ import annotations
 
 import http.client
+import http.server
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -306,6 +309,52 @@ def test_forwarded_headers_are_the_proxys_not_the_clients(
     assert status == 200
     line = server.wait_for_lines(rf'"message":"request".*"request_id":"{traced}"')[0]
     assert json.loads(line)["client"] == "127.0.0.1"
+
+
+class Recorder(http.server.BaseHTTPRequestHandler):
+    """A stand-in upstream that keeps the headers nginx sent it (the service logs none)."""
+
+    seen: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        self.seen.append({name.lower(): value for name, value in self.headers.items()})
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@needs_nginx
+@pytest.mark.fault
+def test_no_forwarding_header_of_the_clients_reaches_the_service(tmp_path: Path) -> None:
+    """Only nginx's own forwarding headers go upstream: a client's X-Forwarded-Port,
+    X-Forwarded-Prefix or Forwarded would be trusted by any ProxyFix or framework option
+    that reads them, so they are removed, not passed through."""
+    upstream = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    spoofed = {
+        "X-Forwarded-For": "203.0.113.9",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Prefix": "/evil",
+        "Forwarded": "for=203.0.113.9;proto=https;host=evil.example",
+    }
+    try:
+        with fronting(tmp_path / "nginx", upstream.server_address[1], MAX_BODY_BYTES) as proxy:
+            connection = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=10)
+            connection.request("GET", "/healthz", headers=spoofed)
+            assert connection.getresponse().status == 204
+            connection.close()
+    finally:
+        upstream.shutdown()
+        upstream.server_close()
+    seen = Recorder.seen[-1]
+    assert seen["x-forwarded-for"] == "127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-forwarded-host"] == seen["host"] == f"127.0.0.1:{proxy.port}"
+    assert not {"x-forwarded-port", "x-forwarded-prefix", "forwarded"} & seen.keys(), seen
 
 
 @needs_nginx

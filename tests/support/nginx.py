@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.processes import free_port, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "deploy" / "nginx" / "identity-service.conf"
@@ -72,12 +73,6 @@ def render(
     return text
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Nginx:
     """A foreground nginx master (one worker) on a private prefix; `port` is where it listens."""
 
@@ -117,13 +112,7 @@ class Nginx:
 
     def stop(self) -> None:
         """SIGTERM to our master (fast shutdown: it stops its worker), then wait for it."""
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop(self.process)
 
 
 @contextmanager
