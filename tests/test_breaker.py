@@ -40,3 +40,16 @@ def test_failures_in_flight_together_are_logged_once() -> None:
     clock.now += 0.1
     assert breaker.allow() is True
     assert breaker.failed() is True
+
+
+def test_an_outage_opens_it_at_once_and_failed_calls_only_at_the_threshold() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(5, clock, failures=3)
+    breaker.failed()
+    breaker.failed()
+    assert breaker.allow()  # two failed calls: not yet a pattern
+    breaker.succeeded()
+    assert breaker.failed(outage=True) is True  # no answer at all: open, and logged
+    assert not breaker.allow()
+    clock.now += 5
+    assert breaker.allow()  # the probe
