@@ -189,6 +189,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
         )  # fmt: skip
         (tmp_path / "service.toml").write_text('default_workspace = "omit"\n' + config)
         with serving(tmp_path / "service.toml", tmp_path, workers=2, threads=4) as server:
+            # Booted first: the recovery limit of the first test's setup is not for boot time.
+            server.wait_for_lines('"message":"worker app ready"', count=2)
             yield Deployment(server, proxy)
 
 
