@@ -6,7 +6,10 @@ one probe at a time, at most one per `retry_interval`, wait on it; everything
 else is told at once that the dependency is being skipped, and the caller's
 policy decides what that means. The rate-limit storage opens it at the first
 failure; the profile database after a few in a row (one failed query is not an
-outage). Time comes from the injected monotonic clock.
+outage), or at once when it did not answer at all: every request a worker takes
+after that would wait out the same deadline, and with more requests than
+threads each round of them adds one to the time of the requests queued behind.
+Time comes from the injected monotonic clock.
 """
 
 from __future__ import annotations
@@ -75,16 +78,16 @@ class CircuitBreaker:
             retry_at = max(retry_at, self._probe_until)
         return max(0.0, retry_at - self.monotonic())
 
-    def failed(self) -> bool:
-        """Count a failed call, opening (again) at the threshold; True when this failure
-        should be logged: when it opens, at most once per `retry_interval` however many
-        calls were in flight."""
+    def failed(self, outage: bool = False) -> bool:
+        """Count a failed call, opening (again) at the threshold, or at once for an `outage`
+        (the dependency did not answer at all); True when this failure should be logged:
+        when it opens, at most once per `retry_interval` however many calls were in flight."""
         if self.retry_interval <= 0:
             return False
         now = self.monotonic()
         with self._lock:
             self._failed += 1
-            if self._retry_at is None and self._failed < self.failures:
+            if self._retry_at is None and self._failed < self.failures and not outage:
                 return False
             self._retry_at = now + self.retry_interval
             if self._prober == threading.get_ident():

@@ -121,19 +121,23 @@ class SqlProfileSource:
             )
         try:
             row = self._lookup(user_id)
+        except _NoAnswerError as exc:
+            self._failed(outage=True)
+            raise exc.error from None
         except BaseException:  # whatever it was, it counts against the database
             self._failed()
             raise
         self._succeeded()
         return row
 
-    def _failed(self) -> None:
-        if self._breaker.failed():
+    def _failed(self, outage: bool = False) -> None:
+        # An outage (no connection, or no answer within the deadline) opens the
+        # breaker at once; failed queries only BREAKER_FAILURES in a row.
+        if self._breaker.failed(outage):
             log.warning(
-                "profile database %s failed %d times in a row; skipping it for %gs at a time "
-                "until it answers",
+                "profile database %s %s; skipping it for %gs at a time until it answers",
                 self.description,
-                BREAKER_FAILURES,
+                "does not answer" if outage else f"failed {BREAKER_FAILURES} times in a row",
                 self.settings.breaker_cooldown,
             )
 
@@ -154,7 +158,7 @@ class SqlProfileSource:
             except (SQLAlchemyError, self._dbapi_error, OSError) as exc:
                 reason = self._deadline_text() if deadline.expired else _summary(exc)
                 log.warning("profile database %s not ready: %s", self.description, reason)
-                self._failed()
+                self._failed(outage=deadline.expired)
                 return False
             except BaseException:
                 self._failed()
@@ -180,11 +184,13 @@ class SqlProfileSource:
                         log.warning(
                             "profile database %s: %s", self.description, self._deadline_text()
                         )
-                        raise ProfileUnavailableError(
-                            f"profile database: {self._deadline_text()}"
+                        raise _NoAnswerError(
+                            ProfileUnavailableError(f"profile database: {self._deadline_text()}")
                         ) from None
+                    if isinstance(exc, _ConnectError):
+                        raise _NoAnswerError(self._unavailable(exc)) from None
                     stale = getattr(exc, "connection_invalidated", False)
-                    if attempt == 1 and stale and not isinstance(exc, _ConnectError):
+                    if attempt == 1 and stale:
                         continue
                     raise self._unavailable(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
@@ -257,6 +263,14 @@ class SqlProfileSource:
         if getattr(cause, "sqlstate", None) == QUERY_CANCELED:
             what = f"query timed out after {self.settings.timeout:g}s"
         return ProfileUnavailableError(f"profile database: {what} ({type(cause).__name__})")
+
+
+class _NoAnswerError(Exception):
+    """The database did not answer at all (no connection, or the client deadline): an outage."""
+
+    def __init__(self, error: ProfileUnavailableError) -> None:
+        super().__init__(error.detail)
+        self.error = error
 
 
 class _ConnectError(Exception):

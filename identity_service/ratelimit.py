@@ -31,6 +31,8 @@ from identity_service.settings import RateLimitSettings
 
 log = logging.getLogger(__name__)
 
+READY_KEY_SECONDS = 10  # the readiness probe's counter expires on its own
+
 
 class RateLimitedError(IdentityServiceError):
     """Too many token requests (429); `retry_after` is whole seconds."""
@@ -207,22 +209,28 @@ class RateLimiter:
                     item.key_for(self.namespace, scope, key), item.get_expiry()
                 )
         except Exception as exc:  # any storage failure: Redis down, timeout, protocol error
-            self.storage_errors += 1
-            if self.on_storage_error is not None:
-                self.on_storage_error()
-            if self.breaker.failed():
-                log.error(
-                    "rate limit storage unavailable (%s); failing %s, skipping it for %g s",
-                    type(exc).__name__,
-                    self.settings.on_storage_error,
-                    self.breaker.retry_interval,
-                )
+            self._storage_failed(exc)
             self._storage_unavailable(scope)
             return
-        if (skipped := self.breaker.succeeded()) is not None:
-            log.warning("rate limit storage answers again (%d checks skipped)", skipped)
+        self._storage_answered()
         if refused is not None:
             self._refuse(scope, retry_after(refused, item.get_expiry(), self.clock()))
+
+    def _storage_failed(self, exc: Exception) -> None:
+        self.storage_errors += 1
+        if self.on_storage_error is not None:
+            self.on_storage_error()
+        if self.breaker.failed():
+            log.error(
+                "rate limit storage unavailable (%s); failing %s, skipping it for %g s",
+                type(exc).__name__,
+                self.settings.on_storage_error,
+                self.breaker.retry_interval,
+            )
+
+    def _storage_answered(self) -> None:
+        if (skipped := self.breaker.succeeded()) is not None:
+            log.warning("rate limit storage answers again (%d checks skipped)", skipped)
 
     def _storage_unavailable(self, scope: str) -> None:
         """The `on_storage_error` policy: let the request through, or refuse it until the
@@ -243,10 +251,23 @@ class RateLimiter:
         )
 
     def ready(self) -> bool:
-        """Whether the shared storage answers (always true for memory://)."""
+        """Whether the shared storage takes a count now (always true for memory://).
+
+        A write, like a hit, not a PING: a Redis out of memory under `noeviction`
+        (or a read-only replica) answers PING but refuses every count, and an
+        instance whose every check fails is not ready. The probe goes through
+        the breaker as a hit does: skipped while it is open, and when a retry
+        is due it is the probe, so an instance that gets no token requests
+        (taken out of rotation by this very answer) still finds Redis back.
+        """
         if self.storage is None:
             return True
-        try:
-            return bool(self.storage.check())
-        except Exception:
+        if not self.breaker.allow():
             return False
+        try:
+            self.storage.incr(f"{self.namespace}/ready", READY_KEY_SECONDS)
+        except Exception as exc:
+            self._storage_failed(exc)
+            return False
+        self._storage_answered()
+        return True

@@ -76,3 +76,16 @@ def test_a_late_failure_from_another_call_does_not_let_a_second_probe_start() ->
     assert breaker.allow() is False  # then the interval starts again
     clock.now += 0.1
     assert breaker.allow() is True
+
+
+def test_an_outage_opens_it_at_once_and_failed_calls_only_at_the_threshold() -> None:
+    clock = Clock()
+    breaker = CircuitBreaker(5, clock, failures=3)
+    breaker.failed()
+    breaker.failed()
+    assert breaker.allow()  # two failed calls: not yet a pattern
+    breaker.succeeded()
+    assert breaker.failed(outage=True) is True  # no answer at all: open, and logged
+    assert not breaker.allow()
+    clock.now += 5
+    assert breaker.allow()  # the probe

@@ -476,7 +476,10 @@ def _bounded(call: Callable[[], Any], proxy: TcpProxy, limit: float = 8) -> tupl
 def test_a_silent_database_costs_a_lookup_no_more_than_its_deadline(
     make_source: SourceFactory, pg_proxy: TcpProxy, pg_table: str, policy: OnUnavailable
 ) -> None:
-    source = make_source(_through(pg_proxy), _query(pg_table), timeout=0.3, on_unavailable=policy)
+    source = make_source(
+        _through(pg_proxy), _query(pg_table), timeout=0.3, on_unavailable=policy,
+        breaker_cooldown=0.1,
+    )  # fmt: skip
     assert source.fetch("u1") == ROWS[0]  # a pooled connection is open through the proxy
     pg_proxy.silence()  # the connection stays open; nothing comes back
     outcome, elapsed = _bounded(lambda: fetch_profile(source, "u1"), pg_proxy)
@@ -488,7 +491,11 @@ def test_a_silent_database_costs_a_lookup_no_more_than_its_deadline(
         assert outcome[0] is None and outcome[2] == "unavailable"
         assert "no answer within 0.55s" in outcome[1][0]
     pg_proxy.resume()
-    assert source.fetch("u2") == ROWS[1]  # a new connection once the network is back
+    # No answer at all is an outage: the breaker skips the database for its cooldown.
+    with pytest.raises(ProfileUnavailableError, match="skipped"):
+        source.fetch("u2")
+    time.sleep(0.1)
+    assert source.fetch("u2") == ROWS[1]  # the probe: a new connection, the network is back
 
 
 @pytest.mark.postgres
@@ -556,9 +563,10 @@ def test_a_failing_database_is_skipped_for_the_cooldown_then_probed() -> None:
     )  # fmt: skip
     source = SqlProfileSource(settings, clock=clock)
     try:
-        for _ in range(3):  # BREAKER_FAILURES
-            with pytest.raises(ProfileUnavailableError, match="unreachable"):
-                source.fetch("u1")
+        # No connection at all is an outage: the breaker opens at the first one
+        # (failed queries take BREAKER_FAILURES in a row).
+        with pytest.raises(ProfileUnavailableError, match="unreachable"):
+            source.fetch("u1")
         started = time.monotonic()
         with pytest.raises(ProfileUnavailableError, match="skipped after repeated failures"):
             source.fetch("u1")

@@ -1,16 +1,18 @@
 """A frozen or dead Redis under the real `identity-service serve`: fast, few log lines, recovers.
 
 The rate-limit storage is a redis-server of the test's own (tests/support/redis_server.py),
-frozen with SIGSTOP (connections open, nothing answers: a hung server or a partition) or
-killed (connections refused), then thawed or restarted. Four clients keep sending token
-requests meanwhile. What must hold (docs/operations.md, "Rate-limit storage"):
+frozen with SIGSTOP (connections open, nothing answers: a hung server or a partition),
+killed (connections refused) or filled (`maxmemory 1` under `noeviction`: PING answers,
+every write is refused), then thawed, restarted or given its memory back. Four clients
+keep sending token requests meanwhile. What must hold (docs/operations.md, "Rate-limit storage"):
 
 - a token request waits on Redis no longer than connect + read timeout
   (2 x `storage_timeout`), and only the requests in flight when Redis stops and one
   probe per worker per `storage_retry_interval` wait at all: the breaker skips Redis
   in between, and `on_storage_error` decides those requests;
 - the outage is logged once per worker per interval, not per request;
-- /healthz answers throughout, /readyz answers 503 within its deadline;
+- /healthz answers throughout, /readyz answers 503 within its deadline (also for a Redis
+  that answers PING but refuses every count);
 - once Redis answers again, every worker counts in it again at its first request
   after `storage_retry_interval`.
 """
@@ -120,7 +122,14 @@ def kill(redis: OwnRedis) -> Callable[[], None]:
     return redis.start
 
 
-FAULTS = {"frozen": freeze, "dead": kill}
+def fill(redis: OwnRedis) -> Callable[[], None]:
+    # Out of memory under `noeviction`: Redis answers, PING included, but refuses every write.
+    redis.configure("maxmemory-policy", "noeviction")
+    redis.configure("maxmemory", "1")
+    return lambda: redis.configure("maxmemory", "0")
+
+
+FAULTS = {"frozen": freeze, "dead": kill, "full": fill}
 
 
 def metric(port: int, name: str) -> float:
@@ -144,6 +153,8 @@ def storage_lines(server: Server, since: int) -> list[str]:
         pytest.param("frozen", "open", id="frozen-open"),
         pytest.param("dead", "open", id="dead-open"),
         pytest.param("frozen", "closed", id="frozen-closed"),
+        pytest.param("full", "open", id="full-open"),
+        pytest.param("full", "closed", id="full-closed"),
     ],
 )
 def test_redis_fault_keeps_requests_fast_logs_bounded_and_limits_resume(

@@ -66,6 +66,18 @@ class OwnRedis:
         self.process.send_signal(signal.SIGSTOP)
         self.frozen = True
 
+    def configure(self, name: str, value: str) -> None:
+        """CONFIG SET on this server (never the shared one): e.g. `maxmemory 1`, after
+        which every write is refused with an OOM error while PING still answers."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2) as sock:
+            command = [b"CONFIG", b"SET", name.encode(), value.encode()]
+            sock.sendall(
+                b"*%d\r\n" % len(command)
+                + b"".join(b"$%d\r\n%s\r\n" % (len(part), part) for part in command)
+            )
+            reply = sock.recv(64)
+        assert reply.startswith(b"+OK"), reply
+
     def thaw(self) -> None:
         assert self.process is not None
         self.process.send_signal(signal.SIGCONT)
