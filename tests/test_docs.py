@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -336,6 +337,24 @@ def path_note_problems(path: Path, markdown: str) -> list[str]:
     return [f"{path.name}: runs identity-service before saying how to get it on PATH"]
 
 
+# The docs' own configuration file (`--config service.toml`, in any folder, or
+# `load_settings("service.toml")`) is one the reader writes first: a page must say
+# where it comes from before it uses it, or the command fails as copied.
+_OWN_CONFIG = re.compile(r"--config \S*service\.toml|load_settings\(\"service\.toml\"\)")
+OWN_CONFIG_STEP = "cp identity_service/example.toml service.toml"
+OWN_CONFIG_ANCHOR = "#your-own-configuration-file"
+
+
+def own_config_problems(path: Path, markdown: str) -> list[str]:
+    first = _OWN_CONFIG.search(code_text(markdown))
+    if first is None:
+        return []
+    before = markdown[: first.start()]
+    if OWN_CONFIG_STEP in before or f"{OWN_CONFIG_ANCHOR})" in before:
+        return []
+    return [f"{path.name}: uses service.toml before saying where it comes from"]
+
+
 @pytest.fixture(scope="module")
 def helps() -> dict[str, str]:
     # In-process (click's runner) for speed; the console script itself runs below.
@@ -364,6 +383,40 @@ def test_a_page_says_how_to_get_the_command_before_using_it(path: Path) -> None:
     assert path_note_problems(path, path.read_text("utf-8")) == []
 
 
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_page_says_where_service_toml_comes_from_before_using_it(path: Path) -> None:
+    assert own_config_problems(path, path.read_text("utf-8")) == []
+
+
+def test_configuration_md_gives_the_step_that_makes_service_toml() -> None:
+    text = CONFIG_DOC.read_text("utf-8")
+    assert OWN_CONFIG_ANCHOR[1:] in anchors(text)
+    assert OWN_CONFIG_STEP in code_text(text)
+
+
+def test_every_documented_serve_binds_loopback_as_the_front_proxy_section_requires() -> None:
+    # operations.md: "Bind serve to 127.0.0.1 ... so that only nginx reaches it";
+    # a copied example that binds every interface contradicts it.
+    binds = [
+        (path.name, bind)
+        for path in markdown_files()
+        for m in _INVOCATION.finditer(code_text(path.read_text("utf-8")))
+        if m.group(1) == "serve"
+        for bind in re.findall(r"--bind[ =](\S+)", m.group(2))
+    ]
+    assert binds, "no documented `serve --bind` found"
+    assert [b for b in binds if not b[1].startswith("127.0.0.1:")] == []
+
+
+def test_the_own_config_checker_fails_when_the_step_comes_late() -> None:
+    late = "# x\n\n`identity-service mint --config service.toml`\n\n" + OWN_CONFIG_STEP + "\n"
+    linked = "# x\n\nSee [it](configuration.md#your-own-configuration-file).\n\n" + late
+    assert own_config_problems(Path("p.md"), late) == [
+        "p.md: uses service.toml before saying where it comes from"
+    ]
+    assert own_config_problems(Path("p.md"), linked) == []
+
+
 def test_the_quick_start_says_how_to_get_the_command_on_path() -> None:
     quick_start = next(
         body for title, body in sections(README.read_text("utf-8")) if title == "Quick start"
@@ -381,6 +434,16 @@ RUNNABLE = [
     ("snippet", ["--token-url", "http://127.0.0.1:8000/v1/messenger/token", "--out", "site"], 0),
     ("lint-frontend", ["site"], 0),
     ("demo-token", ["--email", "ada@pete.example"], 0),
+    # The docs' `--config service.toml`, after the documented step that makes it.
+    ("check-config", ["--config", "service.toml"], 0),
+    ("check-config", ["--config", "service.toml", "--security", "--json"], 1),
+    ("mint", ["--config", "service.toml", "--user-id", "42"], 0),
+    (
+        "snippet",
+        ["--config", "service.toml", "--token-url", "https://id.pete.example/v1/messenger/token"],
+        0,
+    ),
+    ("lint-frontend", ["--config", "service.toml", "site"], 0),
 ]
 
 
@@ -390,11 +453,14 @@ RUNNABLE = [
 def test_documented_commands_run_as_written(
     command: str, args: list[str], code: int, tmp_path: Path
 ) -> None:
-    documented = documented_invocations(README.read_text("utf-8"))
+    documented = [i for p in markdown_files() for i in documented_invocations(p.read_text("utf-8"))]
     flags = [a for a in args if a.startswith("--")]
     assert any(c == command and set(flags) <= set(f) for c, f in documented), (command, flags)
     folder = tmp_path / "work"
     folder.mkdir()
+    if "service.toml" in args:  # OWN_CONFIG_STEP, run from the checkout into this folder
+        _, source, target = OWN_CONFIG_STEP.split()
+        shutil.copyfile(ROOT / source, folder / target)
     if command == "lint-frontend":  # lints what snippet writes: our own embed is clean
         snippet = RUNNABLE[3]
         run_command(snippet[0], snippet[1], folder, tmp_path)
