@@ -264,6 +264,11 @@ def run_demo(
         # werkzeug serves the socket bound here; bound by werkzeug itself, a busy port
         # would end the process with its generic text instead of this command's.
         server = make_server(host, bound, app, threaded=True, fd=sock.fileno())
+    # The demo is the service: its development Messenger secrets are made now (a
+    # mint would), so the file the banner and the checklist name exists already.
+    for workspace in settings.workspaces.values():
+        if workspace.secret.kind == "dev":
+            workspace.secret.load()
     lines = banner(url, settings, db_file, created, real, host, with_idp)
     click.secho("\n".join(lines), err=True, fg="yellow", bold=True)
     if real:
