@@ -12,6 +12,7 @@ broken document, which shows that these tests fail when the docs drift.
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import re
 import shutil
@@ -406,6 +407,37 @@ def test_every_documented_serve_binds_loopback_as_the_front_proxy_section_requir
     ]
     assert binds, "no documented `serve --bind` found"
     assert [b for b in binds if not b[1].startswith("127.0.0.1:")] == []
+
+
+# A shell block is pasted whole: a server started in the foreground blocks every
+# line after it, which then never runs.
+_SH_BLOCK = re.compile(r"^```(?:sh|bash)\n(.*?)^```", re.M | re.S)
+_FOREGROUND = re.compile(r"^identity-service (?:serve|demo)\b(?!.*&\s*$)")
+
+
+def foreground_problems(markdown: str) -> list[str]:
+    problems = []
+    for block in _SH_BLOCK.findall(markdown):
+        lines = [x.split(" #", 1)[0].strip() for x in block.replace("\\\n", " ").splitlines()]
+        commands = [x for x in lines if x and not x.startswith("#")]
+        problems += [
+            f"{command!r} runs in the foreground, so the block's next lines never run"
+            for command, later in itertools.pairwise(commands)
+            if _FOREGROUND.match(command) and later
+        ]
+    return problems
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_shell_block_runs_anything_after_a_foreground_server(path: Path) -> None:
+    assert foreground_problems(path.read_text("utf-8")) == []
+
+
+def test_the_foreground_checker_fails_on_a_server_before_other_commands() -> None:
+    blocked = "```sh\nidentity-service serve --bind 127.0.0.1:8000\ncurl -s x\n```\n"
+    assert len(foreground_problems(blocked)) == 1
+    assert foreground_problems(blocked.replace("8000\n", "8000 &\n")) == []
+    assert foreground_problems("```sh\ncurl -s x\nidentity-service demo\n```\n") == []
 
 
 def test_the_own_config_checker_fails_when_the_step_comes_late() -> None:
