@@ -440,6 +440,69 @@ def test_the_foreground_checker_fails_on_a_server_before_other_commands() -> Non
     assert foreground_problems("```sh\ncurl -s x\nidentity-service demo\n```\n") == []
 
 
+# The three mistakes configuration.md's error example (and README's shorter one) shows.
+ERROR_EXAMPLE_CONFIG = """\
+[workspaces.eu]
+app_id = "abc123"
+region = "eu"
+secret_env = "DOCS_EXAMPLE_SECRET"
+token_lifetime = 100000
+[[workspaces.eu.attributes]]
+name = "email"
+type = "string"
+claim = "email"
+[[workspaces.eu.attributes]]
+name = "name"
+type = "string"
+claim = "name"
+[[workspaces.eu.attributes]]
+name = "plan"
+type = "string"
+claim = "plan"
+[[workspaces.eu.attributes]]
+name = "plan.tier"
+type = "string"
+claim = "tier"
+[[workspaces.eu.auth]]
+method = "bearer"
+issuer = "https://pete.eu.auth0.com/"
+audience = "identity-service"
+algorithms = ["HS256"]
+jwks_url = "https://pete.eu.auth0.com/.well-known/jwks.json"
+"""
+
+
+def error_example(markdown: str, heading: str) -> list[str]:
+    """The output lines of the first plain ``` block in section `heading`."""
+    body = next(b for t, b in sections(markdown) if t == heading)
+    found = re.search(r"^```\n(.*?)^```", body, re.M | re.S)
+    assert found, f"no output block under {heading!r}"
+    return found.group(1).splitlines()
+
+
+def test_the_documented_configuration_errors_are_what_check_config_prints(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "service.toml").write_text(ERROR_EXAMPLE_CONFIG)
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    env["DOCS_EXAMPLE_SECRET"] = "s" * 48
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("identity-service")), "check-config",
+         "--config", "service.toml"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    printed = done.stderr.splitlines()
+    heading = "Errors: every problem at once, each with its key path"
+    documented = error_example(CONFIG_DOC.read_text("utf-8"), heading)
+    assert documented == ["$ identity-service check-config --config service.toml", *printed]
+    # README's shorter example: the same lines, in the same order, cut with " ...".
+    short = error_example(README.read_text("utf-8"), "Configuration")
+    kept = [line for line in printed if any(line.startswith(x.removesuffix(" ...")) for x in short)]
+    assert len(kept) == len(short), (short, printed)
+    assert all(k.startswith(x.removesuffix(" ...")) for k, x in zip(kept, short, strict=True))
+
+
 def test_the_own_config_checker_fails_when_the_step_comes_late() -> None:
     late = "# x\n\n`identity-service mint --config service.toml`\n\n" + OWN_CONFIG_STEP + "\n"
     linked = "# x\n\nSee [it](configuration.md#your-own-configuration-file).\n\n" + late
