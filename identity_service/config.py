@@ -106,6 +106,17 @@ def read_config(
         source, base = chosen, Path(chosen).resolve().parent
         try:
             text = Path(chosen).read_text("utf-8")
+        except FileNotFoundError as exc:
+            # The docs' `--config service.toml` names a file the reader writes
+            # first: say where to start it from, not only that it is missing.
+            example = resources.files(PACKAGE_NAME).joinpath("example.toml")
+            problem = ConfigProblem(
+                "<file>",
+                f"cannot read the file ({exc.strerror}): check the path, start one from the "
+                f"bundled example (cp {example} {chosen}), or run without --config "
+                f"(and without ${CONFIG_ENV}) to use the bundled example itself",
+            )
+            raise ConfigError(source, [problem]) from None
         except OSError as exc:
             problem = ConfigProblem("<file>", f"cannot read the file ({exc.strerror})")
             raise ConfigError(source, [problem]) from None

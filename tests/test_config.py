@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import stat
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -379,6 +380,24 @@ def test_a_missing_file_is_a_configuration_error(tmp_path: Path) -> None:
     assert str(caught.value).startswith(f"{path}: 1 configuration problem:")
     assert [p.path for p in caught.value.problems] == ["<file>"]
     assert "cannot read the file" in caught.value.problems[0].message
+
+
+def test_a_missing_file_says_how_to_get_one(tmp_path: Path) -> None:
+    # A reader who copies `--config service.toml` from the docs has no such file
+    # yet: the error names the bundled example to start from, as a command.
+    path = tmp_path / "service.toml"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {})
+    message = caught.value.problems[0].message
+    example = Path(str(resources.files("identity_service").joinpath("example.toml")))
+    assert f"cp {example} {path}" in message
+    assert "without --config" in message  # or leave it out: the bundled example runs
+    # A file that exists but cannot be read is not told to copy the example.
+    unreadable = tmp_path / "folder.toml"
+    unreadable.mkdir()
+    with pytest.raises(ConfigError) as caught:
+        load_settings(unreadable, {})
+    assert "cp " not in caught.value.problems[0].message
 
 
 def test_every_problem_is_reported_at_once(

@@ -12,8 +12,10 @@ broken document, which shows that these tests fail when the docs drift.
 from __future__ import annotations
 
 import ast
+import itertools
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -336,6 +338,24 @@ def path_note_problems(path: Path, markdown: str) -> list[str]:
     return [f"{path.name}: runs identity-service before saying how to get it on PATH"]
 
 
+# The docs' own configuration file (`--config service.toml`, in any folder, or
+# `load_settings("service.toml")`) is one the reader writes first: a page must say
+# where it comes from before it uses it, or the command fails as copied.
+_OWN_CONFIG = re.compile(r"--config \S*service\.toml|load_settings\(\"service\.toml\"\)")
+OWN_CONFIG_STEP = "cp identity_service/example.toml service.toml"
+OWN_CONFIG_ANCHOR = "#your-own-configuration-file"
+
+
+def own_config_problems(path: Path, markdown: str) -> list[str]:
+    first = _OWN_CONFIG.search(code_text(markdown))
+    if first is None:
+        return []
+    before = markdown[: first.start()]
+    if OWN_CONFIG_STEP in before or f"{OWN_CONFIG_ANCHOR})" in before:
+        return []
+    return [f"{path.name}: uses service.toml before saying where it comes from"]
+
+
 @pytest.fixture(scope="module")
 def helps() -> dict[str, str]:
     # In-process (click's runner) for speed; the console script itself runs below.
@@ -364,6 +384,134 @@ def test_a_page_says_how_to_get_the_command_before_using_it(path: Path) -> None:
     assert path_note_problems(path, path.read_text("utf-8")) == []
 
 
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_page_says_where_service_toml_comes_from_before_using_it(path: Path) -> None:
+    assert own_config_problems(path, path.read_text("utf-8")) == []
+
+
+def test_configuration_md_gives_the_step_that_makes_service_toml() -> None:
+    text = CONFIG_DOC.read_text("utf-8")
+    assert OWN_CONFIG_ANCHOR[1:] in anchors(text)
+    assert OWN_CONFIG_STEP in code_text(text)
+
+
+def test_every_documented_serve_binds_loopback_as_the_front_proxy_section_requires() -> None:
+    # operations.md: "Bind serve to 127.0.0.1 ... so that only nginx reaches it";
+    # a copied example that binds every interface contradicts it.
+    binds = [
+        (path.name, bind)
+        for path in markdown_files()
+        for m in _INVOCATION.finditer(code_text(path.read_text("utf-8")))
+        if m.group(1) == "serve"
+        for bind in re.findall(r"--bind[ =](\S+)", m.group(2))
+    ]
+    assert binds, "no documented `serve --bind` found"
+    assert [b for b in binds if not b[1].startswith("127.0.0.1:")] == []
+
+
+# A shell block is pasted whole: a server started in the foreground blocks every
+# line after it, which then never runs.
+_SH_BLOCK = re.compile(r"^```(?:sh|bash)\n(.*?)^```", re.M | re.S)
+_FOREGROUND = re.compile(r"^identity-service (?:serve|demo)\b(?!.*&\s*$)")
+
+
+def foreground_problems(markdown: str) -> list[str]:
+    problems = []
+    for block in _SH_BLOCK.findall(markdown):
+        lines = [x.split(" #", 1)[0].strip() for x in block.replace("\\\n", " ").splitlines()]
+        commands = [x for x in lines if x and not x.startswith("#")]
+        problems += [
+            f"{command!r} runs in the foreground, so the block's next lines never run"
+            for command, later in itertools.pairwise(commands)
+            if _FOREGROUND.match(command) and later
+        ]
+    return problems
+
+
+@pytest.mark.parametrize("path", markdown_files(), ids=lambda p: str(p.relative_to(ROOT)))
+def test_no_shell_block_runs_anything_after_a_foreground_server(path: Path) -> None:
+    assert foreground_problems(path.read_text("utf-8")) == []
+
+
+def test_the_foreground_checker_fails_on_a_server_before_other_commands() -> None:
+    blocked = "```sh\nidentity-service serve --bind 127.0.0.1:8000\ncurl -s x\n```\n"
+    assert len(foreground_problems(blocked)) == 1
+    assert foreground_problems(blocked.replace("8000\n", "8000 &\n")) == []
+    assert foreground_problems("```sh\ncurl -s x\nidentity-service demo\n```\n") == []
+
+
+# The three mistakes configuration.md's error example (and README's shorter one) shows.
+ERROR_EXAMPLE_CONFIG = """\
+[workspaces.eu]
+app_id = "abc123"
+region = "eu"
+secret_env = "DOCS_EXAMPLE_SECRET"
+token_lifetime = 100000
+[[workspaces.eu.attributes]]
+name = "email"
+type = "string"
+claim = "email"
+[[workspaces.eu.attributes]]
+name = "name"
+type = "string"
+claim = "name"
+[[workspaces.eu.attributes]]
+name = "plan"
+type = "string"
+claim = "plan"
+[[workspaces.eu.attributes]]
+name = "plan.tier"
+type = "string"
+claim = "tier"
+[[workspaces.eu.auth]]
+method = "bearer"
+issuer = "https://pete.eu.auth0.com/"
+audience = "identity-service"
+algorithms = ["HS256"]
+jwks_url = "https://pete.eu.auth0.com/.well-known/jwks.json"
+"""
+
+
+def error_example(markdown: str, heading: str) -> list[str]:
+    """The output lines of the first plain ``` block in section `heading`."""
+    body = next(b for t, b in sections(markdown) if t == heading)
+    found = re.search(r"^```\n(.*?)^```", body, re.M | re.S)
+    assert found, f"no output block under {heading!r}"
+    return found.group(1).splitlines()
+
+
+def test_the_documented_configuration_errors_are_what_check_config_prints(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "service.toml").write_text(ERROR_EXAMPLE_CONFIG)
+    env = {k: v for k, v in os.environ.items() if k != CONFIG_ENV}
+    env["DOCS_EXAMPLE_SECRET"] = "s" * 48
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("identity-service")), "check-config",
+         "--config", "service.toml"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    printed = done.stderr.splitlines()
+    heading = "Errors: every problem at once, each with its key path"
+    documented = error_example(CONFIG_DOC.read_text("utf-8"), heading)
+    assert documented == ["$ identity-service check-config --config service.toml", *printed]
+    # README's shorter example: the same lines, in the same order, cut with " ...".
+    short = error_example(README.read_text("utf-8"), "Configuration")
+    kept = [line for line in printed if any(line.startswith(x.removesuffix(" ...")) for x in short)]
+    assert len(kept) == len(short), (short, printed)
+    assert all(k.startswith(x.removesuffix(" ...")) for k, x in zip(kept, short, strict=True))
+
+
+def test_the_own_config_checker_fails_when_the_step_comes_late() -> None:
+    late = "# x\n\n`identity-service mint --config service.toml`\n\n" + OWN_CONFIG_STEP + "\n"
+    linked = "# x\n\nSee [it](configuration.md#your-own-configuration-file).\n\n" + late
+    assert own_config_problems(Path("p.md"), late) == [
+        "p.md: uses service.toml before saying where it comes from"
+    ]
+    assert own_config_problems(Path("p.md"), linked) == []
+
+
 def test_the_quick_start_says_how_to_get_the_command_on_path() -> None:
     quick_start = next(
         body for title, body in sections(README.read_text("utf-8")) if title == "Quick start"
@@ -381,6 +529,16 @@ RUNNABLE = [
     ("snippet", ["--token-url", "http://127.0.0.1:8000/v1/messenger/token", "--out", "site"], 0),
     ("lint-frontend", ["site"], 0),
     ("demo-token", ["--email", "ada@pete.example"], 0),
+    # The docs' `--config service.toml`, after the documented step that makes it.
+    ("check-config", ["--config", "service.toml"], 0),
+    ("check-config", ["--config", "service.toml", "--security", "--json"], 1),
+    ("mint", ["--config", "service.toml", "--user-id", "42"], 0),
+    (
+        "snippet",
+        ["--config", "service.toml", "--token-url", "https://id.pete.example/v1/messenger/token"],
+        0,
+    ),
+    ("lint-frontend", ["--config", "service.toml", "site"], 0),
 ]
 
 
@@ -390,11 +548,14 @@ RUNNABLE = [
 def test_documented_commands_run_as_written(
     command: str, args: list[str], code: int, tmp_path: Path
 ) -> None:
-    documented = documented_invocations(README.read_text("utf-8"))
+    documented = [i for p in markdown_files() for i in documented_invocations(p.read_text("utf-8"))]
     flags = [a for a in args if a.startswith("--")]
     assert any(c == command and set(flags) <= set(f) for c, f in documented), (command, flags)
     folder = tmp_path / "work"
     folder.mkdir()
+    if "service.toml" in args:  # OWN_CONFIG_STEP, run from the checkout into this folder
+        _, source, target = OWN_CONFIG_STEP.split()
+        shutil.copyfile(ROOT / source, folder / target)
     if command == "lint-frontend":  # lints what snippet writes: our own embed is clean
         snippet = RUNNABLE[3]
         run_command(snippet[0], snippet[1], folder, tmp_path)

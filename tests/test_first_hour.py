@@ -167,6 +167,30 @@ def test_the_clones_own_code_ran_with_its_own_instance_folder(
     assert status.stdout == ""  # .venv/ and the instance folder are ignored
 
 
+def without_the_command_on_path() -> dict[str, str]:
+    """The environment of a newcomer's shell: `.venv/bin` is not activated."""
+    folders = os.environ.get("PATH", os.defpath).split(os.pathsep)
+    kept = [f for f in folders if not (Path(f) / "identity-service").exists()]
+    return {**os.environ, "PATH": os.pathsep.join(kept)}
+
+
+def test_every_command_the_demo_prints_runs_as_copied_from_the_checkout(
+    checkout: Path, make_run: MakeRun
+) -> None:
+    # `make run` does not put identity-service on PATH: a command the banner
+    # names must be one the reader can type as shown, from the checkout.
+    printed = re.findall(r"`((?:\S*/)?identity-service demo-token [^`]*)`", make_run.output())
+    assert printed, make_run.output()
+    for command in printed:
+        done = subprocess.run(
+            ["sh", "-c", command.replace("--email ...", f"--email {ADA.email}")],
+            cwd=checkout, env=without_the_command_on_path(),
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert done.returncode == 0, f"{command}: {done.stderr}"
+        assert done.stdout.count(".") == 2  # a JWT
+
+
 def test_the_demo_stops_by_its_pid(checkout: Path, make_run: MakeRun) -> None:
     os.kill(make_run.demo_pid(), signal.SIGTERM)
     assert make_run.process.wait(timeout=20) == 0, make_run.output()

@@ -6,8 +6,10 @@ import dataclasses
 import errno
 import logging
 import os
+import shutil
 import signal
 import socket
+import sys
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -108,6 +110,21 @@ def choose_widget(
     return settings, bool(real_widget)
 
 
+COMMAND = "identity-service"
+
+
+def command_as_run(argv0: str | None = None) -> str:
+    """How the reader can type this command again: its name when that is on PATH, else
+    the path it was run by (`make run` runs `.venv/bin/identity-service`, not on PATH)."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if Path(argv0).name != COMMAND:  # not the console script (an in-process runner)
+        return COMMAND
+    on_path = shutil.which(COMMAND)
+    if on_path is not None and Path(on_path).resolve() == Path(argv0).resolve():
+        return COMMAND
+    return argv0
+
+
 def describe_secret(source: SecretSource) -> str:
     if source.kind == "dev":
         return f"DEMO SECRET, generated: {source.reference}"
@@ -154,8 +171,8 @@ def banner(
         lines += [
             f"  bearer tokens:     DEVELOPMENT-ONLY identity provider: POST {url}"
             f"{idp.TOKEN_PATH.lstrip('/')}",
-            '                     {"email": ..., "password": ...}, or `identity-service demo-token '
-            "--email ...`",
+            '                     {"email": ..., "password": ...}, or '
+            f"`{command_as_run()} demo-token --email ...`",
             f"                     (key {shown_path(settings.service.instance_path / idp.KEY_FILE)}"
             f", JWKS {idp.JWKS_PATH}; never served by `identity-service serve`)",
         ]
@@ -195,11 +212,11 @@ def listening_socket(host: str, port: int) -> Iterator[socket.socket]:
             raise DemoError(
                 f"port {port} on {host} is already in use (another demo, or another "
                 "program): stop it, or choose another port with "
-                f"`make run PORT={port + 1}` or `identity-service demo --port {port + 1}`"
+                f"`make run PORT={port + 1}` or `{command_as_run()} demo --port {port + 1}`"
             ) from None
         raise DemoError(
             f"cannot listen on {host}:{port} ({exc.strerror}); choose another address with "
-            f"`make run HOST=... PORT=...` or `identity-service demo --host ... --port ...`"
+            f"`make run HOST=... PORT=...` or `{command_as_run()} demo --host ... --port ...`"
         ) from None
     with sock:  # werkzeug holds its own duplicate of it
         yield sock
@@ -247,6 +264,11 @@ def run_demo(
         # werkzeug serves the socket bound here; bound by werkzeug itself, a busy port
         # would end the process with its generic text instead of this command's.
         server = make_server(host, bound, app, threaded=True, fd=sock.fileno())
+    # The demo is the service: its development Messenger secrets are made now (a
+    # mint would), so the file the banner and the checklist name exists already.
+    for workspace in settings.workspaces.values():
+        if workspace.secret.kind == "dev":
+            workspace.secret.load()
     lines = banner(url, settings, db_file, created, real, host, with_idp)
     click.secho("\n".join(lines), err=True, fg="yellow", bold=True)
     if real:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import sqlite3
+import stat
 import subprocess
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.demo import idp
-from identity_service.demo.cli import banner
+from identity_service.demo.cli import banner, command_as_run
 from identity_service.demo.database import DEMO_PASSWORD, DEMO_USERS
-from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, start_demo
+from tests.demo.conftest import FOREIGN_ENV, REPO, STARTUP_TIMEOUT, DemoServer, start_demo
 from tests.support.processes import free_port, stop_make
 
 ADA = DEMO_USERS[0]
@@ -154,3 +158,30 @@ def test_listening_beyond_loopback_warns_that_others_can_get_bearer_tokens_too(
         banner("http://127.0.0.1:8000/", settings, db_file, True, False, "127.0.0.1", with_idp)
     )
     assert "WARNING: listening" not in local
+
+
+def test_the_demo_names_its_command_as_the_reader_can_type_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `make run` runs .venv/bin/identity-service, which is not on PATH: the banner's
+    # `demo-token` line and the busy-port hint must say that path, not a bare name.
+    script = tmp_path / "venv-bin" / "identity-service"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    assert command_as_run(str(script)) == str(script)
+    monkeypatch.setenv("PATH", str(script.parent))
+    assert command_as_run(str(script)) == "identity-service"
+    assert command_as_run("/usr/bin/pytest") == "identity-service"  # an in-process runner
+
+
+def test_every_secret_file_the_banner_names_exists_once_it_is_printed(
+    demo_server: DemoServer,
+) -> None:
+    # The banner says "DEMO SECRET, generated: <file>", and check-config's checklist
+    # tells an admin what to put in that file: it must be there before any token.
+    named = re.findall(r"DEMO SECRET, generated: (\S+)", demo_server.output())
+    assert len(named) == 2, demo_server.output()  # the Messenger secret and the session key
+    for path in named:
+        assert stat.S_IMODE(Path(path).stat().st_mode) == 0o600, path

@@ -16,8 +16,10 @@ from __future__ import annotations
 import http.client
 import http.server
 import json
+import os
 import re
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +32,8 @@ import pytest
 
 from identity_service.observability import REQUEST_ID_PATTERN
 from identity_service.settings import ServiceSettings
-from tests.support.nginx import SHIPPED, fronting, nginx_binary, set_directive
+from tests.support.nginx import SHIPPED, fronting, nginx_binary, render, set_directive
+from tests.support.processes import free_port
 from tests.support.served import Server, serving
 from tests.support.service import MAX_BODY_BYTES, ServiceFixture, make_service
 
@@ -443,3 +446,43 @@ def test_the_service_sees_the_origin_the_browser_used(
         spoofed = {"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
         assert cookie_request(proxy.port, service, "https://evil.example", **spoofed) == 403
         assert cookie_request(proxy.port, service, own, **spoofed) == 200
+
+
+OPERATIONS = SHIPPED.parents[2] / "docs" / "operations.md"
+_TRY_BLOCK = re.compile(r"<!-- try: nginx -->\n```sh\n(.*?)^```", re.M | re.S)
+
+
+@needs_nginx
+@pytest.mark.fault
+def test_the_documented_local_trial_runs_as_copied(
+    proxied: tuple[ServiceFixture, Server], tmp_path: Path
+) -> None:
+    """operations.md's try-it block, run by bash with only the two ports changed.
+
+    The block runs in a folder laid out as the checkout, whose shipped file is
+    rendered for free ports (the documented 8080 and 8000 may be taken here); its
+    own nginx.conf, nginx command line and `kill` are the page's, as written.
+    """
+    _, server = proxied
+    found = _TRY_BLOCK.search(OPERATIONS.read_text("utf-8"))
+    assert found, "operations.md: no <!-- try: nginx --> block"
+    port = free_port()
+    checkout = tmp_path / "checkout"
+    (checkout / "deploy" / "nginx").mkdir(parents=True)
+    (checkout / "deploy" / "nginx" / SHIPPED.name).write_text(render(port, server.port, 4096))
+    script = found.group(1).replace("127.0.0.1:8080", f"127.0.0.1:{port}")
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=checkout, env={**os.environ, "TMPDIR": str(temp)},
+        capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout) == {"status": "ok"}, done.stdout + done.stderr
+    # The block's `kill` stops nginx: its pid file goes when the master exits.
+    (folder,) = temp.iterdir()  # the block's $TRY
+    deadline = time.monotonic() + 5
+    while (folder / "nginx.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not (folder / "nginx.pid").exists(), "nginx still runs after the documented kill"
