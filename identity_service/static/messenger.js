@@ -124,8 +124,9 @@
     );
   }
 
-  // A key that is never passed on: a protected key, or toJSON (a serialiser would call
-  // it and send whatever it returns instead of the cleaned keys). Warns when it drops.
+  // A key that is never passed on: a protected key, toJSON (a serialiser would call it
+  // and send whatever it returns instead of the cleaned keys) or __proto__. Warns when
+  // it drops.
   function dropped(key, where) {
     if (isProtected(key)) {
       removedWarning(key, where);
@@ -133,6 +134,12 @@
     }
     if (key === "toJSON") {
       warn('removed "toJSON" from ' + where + ": it would replace the cleaned keys when sent");
+      return true;
+    }
+    if (key === "__proto__") {
+      // An own "__proto__" key (JSON.parse makes one): assigned to a copy, it would set
+      // the copy's prototype, whose keys reach Intercom unchecked as inherited keys.
+      warn('removed "__proto__" from ' + where + ": it would set a prototype whose keys are not checked");
       return true;
     }
     if (key === "app_id" && hooks.holdAppId && where === "window.intercomSettings") {
