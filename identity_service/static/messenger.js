@@ -276,15 +276,44 @@
     return replaced ? queue : copy;
   }
 
+  function guardedCall(args) {
+    var safe = guardArgs(args);
+    if (safe[0] === "shutdown" && hooks.onShutdown) {
+      hooks.onShutdown();
+    }
+    return safe;
+  }
+
+  // An ordinary function's prototype points back at it (prototype.constructor): handed
+  // out, it would hand out the unguarded widget. Hidden where a Proxy may hide it (a
+  // writable prototype); a class's fixed one belongs to a function no one can call.
+  function hidesPrototype(target, property) {
+    if (property !== "prototype") {
+      return false;
+    }
+    var own = Reflect.getOwnPropertyDescriptor(target, property);
+    return !!own && own.writable === true;
+  }
+
   var intercomHandler = {
     apply: function (target, thisArg, args) {
-      var safe = guardArgs(args);
-      if (safe[0] === "shutdown" && hooks.onShutdown) {
-        hooks.onShutdown();
+      return Reflect.apply(target, thisArg, guardedCall(args));
+    },
+    // `new Intercom(...)` calls the widget too: without this trap it got the arguments as they were.
+    construct: function (target, args, newTarget) {
+      return Reflect.construct(target, guardedCall(args), newTarget);
+    },
+    getOwnPropertyDescriptor: function (target, property) {
+      var own = Reflect.getOwnPropertyDescriptor(target, property);
+      if (own && hidesPrototype(target, property)) {
+        own.value = undefined;
       }
-      return Reflect.apply(target, thisArg, safe);
+      return own;
     },
     get: function (target, property) {
+      if (hidesPrototype(target, property)) {
+        return undefined;
+      }
       var value = Reflect.get(target, property, target);
       if (property === "q" && Array.isArray(value)) {
         var clean = guardQueue(value);

@@ -1,11 +1,16 @@
 """messenger.js against variants of the hostile pages of test_messenger_hostile.py (issue 11).
 
-The re-run of the outside attack tries variants of each case. This broke the guard:
-A `__proto__` key, as `JSON.parse` makes one (an own property): copying it into
-a plain object with `clean[key] = value` set the copy's prototype instead, so its
-protected keys reached Intercom as inherited keys (a `for...in` walk sees them);
-the same through `window.intercomSettings.__proto__ = ...`, `Object.assign` and
-nested `custom_attributes`, where the Proxy's set trap assigned it onto its target.
+The re-run of the outside attack tries variants of each case. These broke the guard:
+
+- a `__proto__` key, as `JSON.parse` makes one (an own property): copying it into
+  a plain object with `clean[key] = value` set the copy's prototype instead, so its
+  protected keys reached Intercom as inherited keys (a `for...in` walk sees them);
+  the same through `window.intercomSettings.__proto__ = ...`, `Object.assign` and
+  nested `custom_attributes`, where the Proxy's set trap assigned it onto its target;
+- the widget's own, unguarded function reached through the guarded one:
+  `Intercom.prototype.constructor` (every ordinary function's prototype points
+  back at it), or `new Intercom(...)` (a Proxy without a construct trap passes the
+  arguments to the target as they are).
 
 Each case runs on the classic script and the ES module, checked as JSON and as a
 `for...in` walk, with the helpers of test_messenger_hostile.py.
@@ -40,6 +45,13 @@ AFTER = {
         "Object.defineProperty(window.intercomSettings, '__proto__',"
         " {value: {plan: 'gold'}, enumerable: true, configurable: true, writable: true});"
     ),
+    "widget-through-prototype-constructor": (
+        "const prototype = window.Intercom.prototype;"
+        "if (prototype) { prototype.constructor('update', {plan: 'gold', color: 'red'}); }"
+        "const own = Object.getOwnPropertyDescriptor(window.Intercom, 'prototype');"
+        "if (own && own.value) { own.value.constructor('update', {user_id: 'mallory'}); }"
+    ),
+    "widget-through-new": "new window.Intercom('update', {plan: 'gold', color: 'red'});",
 }
 
 # Run before messenger.js loads.
