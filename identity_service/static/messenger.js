@@ -517,11 +517,18 @@
         adopt(value);
         lastRaw[name] = value;
       }
+      var took = false;
       try {
         root[name] = guarded();
+        // Read back: an accessor's setter may ignore what it is given, and the
+        // widget reads the getter, not what we wrote.
+        took = root[name] === guarded();
       } catch (error) {
-        // Read-only: the page's own value stays. Cleaned in place where it can be;
-        // our own calls are clean regardless.
+        // read-only: below
+      }
+      if (!took) {
+        // The page's own value stays. Cleaned in place where it can be; our own
+        // calls are clean regardless.
         readOnly[name] = true;
         if (name === "intercomSettings" && isObject(value)) {
           stripInPlace(value, "window.intercomSettings");
@@ -1025,6 +1032,10 @@
         delete settingsTarget.app_id;
       }
       resync();
+      if (readOnly.intercomSettings && isObject(lastRaw.intercomSettings)) {
+        // The widget reads the page's own object there: app_id comes out of it too.
+        stripInPlace(lastRaw.intercomSettings, "window.intercomSettings");
+      }
       hooks.onWidget = function () {
         hooks.onWidget = null;
         root.setTimeout(function () {

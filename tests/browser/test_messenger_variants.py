@@ -10,7 +10,11 @@ The re-run of the outside attack tries variants of each case. These broke the gu
 - the widget's own, unguarded function reached through the guarded one:
   `Intercom.prototype.constructor` (every ordinary function's prototype points
   back at it), or `new Intercom(...)` (a Proxy without a construct trap passes the
-  arguments to the target as they are).
+  arguments to the target as they are);
+- a non-configurable accessor on `window.intercomSettings` whose setter ignores
+  what is assigned: the guarded value "written" there never took, so the page's
+  object, protected keys and `app_id` included, reached the widget (and booted it
+  a second time).
 
 Each case runs on the classic script and the ES module, checked as JSON and as a
 `for...in` walk, with the helpers of test_messenger_hostile.py.
@@ -56,6 +60,12 @@ AFTER = {
 
 # Run before messenger.js loads.
 BEFORE = {
+    "settings-accessor-ignoring-writes": (
+        "(() => { const own = {app_id: 'fakeapp1', plan: 'gold', color: 'red',"
+        " custom_attributes: {teammates: 9, tier: 1}};"
+        " Object.defineProperty(window, 'intercomSettings', {get: () => own, set: () => {},"
+        " enumerable: true, configurable: false}); })();"
+    ),
     "proto-key-in-settings": f"window.intercomSettings = {PROTO_JSON};",
 }
 
