@@ -693,6 +693,7 @@
     this.refreshing = null; // one refresh at a time: timer and tab wake-up may coincide
     this.lastError = null;
     this.widgetRequested = false;
+    this.reached = false; // true once the browser let us read one of the endpoint's answers
     this.booted = false;
     this.stopped = false;
     this.ownShutdown = false; // true while we shut down to re-boot, not to stop
@@ -756,6 +757,7 @@
   };
 
   Messenger.prototype.requestOnce = function () {
+    var self = this;
     var options = this.options;
     var headers = { Accept: "application/json", "Content-Type": "application/json" };
     var access = typeof options.getAccessToken === "function" ? options.getAccessToken : null;
@@ -784,6 +786,7 @@
       .then(
         function (response) {
           if (response.ok) {
+            self.reached = true; // this page's origin may read the endpoint's answers
             return response.json().then(function (data) {
               return validToken(data, options.appId);
             });
@@ -815,6 +818,16 @@
           return diagnose(options.tokenUrl).then(function (answered) {
             if (!answered) {
               throw TokenError(message + " (" + options.tokenUrl + " could not be reached)", 0, true);
+            }
+            if (self.reached) {
+              // This origin got a token from the endpoint already, so it is allowed: an
+              // answer without CORS headers now is a proxy's own error page (a restart).
+              throw TokenError(
+                message + " (" + options.tokenUrl + " answered without CORS headers, as a " +
+                  "front proxy's error page does while the service restarts)",
+                0,
+                true
+              );
             }
             var origin = pageOrigin();
             var cors = TokenError(
