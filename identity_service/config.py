@@ -774,8 +774,8 @@ def _limit_problem(value: str) -> str | None:
         return None  # empty: this scope is not limited
     try:
         parse_limit(value)
-    except ValueError:
-        return f'{value!r} is not a rate limit; write e.g. "30/minute" or "5 per second"'
+    except ValueError as exc:
+        return f'{exc}; write one, e.g. "30/minute" or "5 per second"'
     return None
 
 

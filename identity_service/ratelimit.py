@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from limits import RateLimitItem, parse
+from limits import RateLimitItem, parse_many
 from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_string
 from limits.strategies import SlidingWindowCounterRateLimiter
 
@@ -48,8 +48,18 @@ class RateLimitedError(IdentityServiceError):
 
 
 def parse_limit(text: str) -> RateLimitItem:
-    """Parse "N/period" (raises ValueError with the library's message when malformed)."""
-    return parse(text)
+    """Parse "N/period"; ValueError says what is wrong with `text`.
+
+    One limit per scope: limits' `parse` reads "10/minute;100/hour" (or with "," or "|")
+    as its first limit only, which would drop the others without a word.
+    """
+    try:
+        items = parse_many(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a rate limit") from None
+    if len(items) != 1:
+        raise ValueError(f"{text!r} holds {len(items)} rate limits; only one is enforced per scope")
+    return items[0]
 
 
 Window = tuple[int, float, int, float]

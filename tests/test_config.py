@@ -113,6 +113,16 @@ BROKEN: list[Any] = [
         id="lifetime-100000",
     ),
     pytest.param(
+        workspace() + '[service.rate_limit]\nper_client = "10/minute;100/hour"\n',
+        {}, {}, "service.rate_limit.per_client", "holds 2 rate limits; only one is enforced",
+        id="rate-limit-two-limits",
+    ),
+    pytest.param(
+        workspace() + '[service.rate_limit]\nper_user = "5/second, 50/minute"\n',
+        {}, {}, "service.rate_limit.per_user", "holds 2 rate limits; only one is enforced",
+        id="rate-limit-two-limits-comma",
+    ),
+    pytest.param(
         workspace() + "[service.rate_limit]\nstorage_timeout = 30\n",
         {}, {}, "service.rate_limit.storage_timeout", "between 0.01 and 5 seconds, got 30",
         id="rate-limit-storage-timeout-30",

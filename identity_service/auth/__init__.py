@@ -6,8 +6,8 @@ that fails verification is refused (401) and never falls through to another
 method, so an attacker cannot pick the weakest one by sending a broken token
 alongside a cookie:
 
-- an `Authorization` header, when present (not empty), decides: the sender
-  chose it, while the browser attaches cookies to every request. A scheme
+- an `Authorization` header that holds anything but spaces and tabs decides:
+  the sender chose it, while the browser attaches cookies to every request. A scheme
   other than Bearer, or a bearer token for a workspace without a bearer
   method, is refused as such;
 - otherwise the first session method whose cookie is present decides;
@@ -63,6 +63,7 @@ class Authenticator(Protocol):
 
 
 # Which credential a request carries, for refusals, metrics and audit events.
+HTTP_WHITESPACE = " \t"  # RFC 9110 OWS: all a header value may start or end with
 Presented = Literal["bearer", "session", "other", "none"]
 
 
@@ -77,7 +78,9 @@ def presented(
     has, so that one sent to a workspace without it is recognised as a credential.
     """
     authorization = request.authorization
-    if authorization is not None and authorization.strip():
+    # Empty as HTTP means it: spaces and tabs only. str.strip() would also take a lone
+    # no-break space (0xA0) or NEL (0x85), which servers hand over, for no header.
+    if authorization is not None and authorization.strip(HTTP_WHITESPACE):
         if authorization.partition(" ")[0].lower() != "bearer":  # RFC 7235: case-insensitive
             return "other", None
         bearer = next((a for a in authenticators if a.method == "bearer"), None)

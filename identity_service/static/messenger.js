@@ -124,8 +124,9 @@
     );
   }
 
-  // A key that is never passed on: a protected key, or toJSON (a serialiser would call
-  // it and send whatever it returns instead of the cleaned keys). Warns when it drops.
+  // A key that is never passed on: a protected key, toJSON (a serialiser would call it
+  // and send whatever it returns instead of the cleaned keys) or __proto__. Warns when
+  // it drops.
   function dropped(key, where) {
     if (isProtected(key)) {
       removedWarning(key, where);
@@ -133,6 +134,12 @@
     }
     if (key === "toJSON") {
       warn('removed "toJSON" from ' + where + ": it would replace the cleaned keys when sent");
+      return true;
+    }
+    if (key === "__proto__") {
+      // An own "__proto__" key (JSON.parse makes one): assigned to a copy, it would set
+      // the copy's prototype, whose keys reach Intercom unchecked as inherited keys.
+      warn('removed "__proto__" from ' + where + ": it would set a prototype whose keys are not checked");
       return true;
     }
     if (key === "app_id" && hooks.holdAppId && where === "window.intercomSettings") {
@@ -269,15 +276,44 @@
     return replaced ? queue : copy;
   }
 
+  function guardedCall(args) {
+    var safe = guardArgs(args);
+    if (safe[0] === "shutdown" && hooks.onShutdown) {
+      hooks.onShutdown();
+    }
+    return safe;
+  }
+
+  // An ordinary function's prototype points back at it (prototype.constructor): handed
+  // out, it would hand out the unguarded widget. Hidden where a Proxy may hide it (a
+  // writable prototype); a class's fixed one belongs to a function no one can call.
+  function hidesPrototype(target, property) {
+    if (property !== "prototype") {
+      return false;
+    }
+    var own = Reflect.getOwnPropertyDescriptor(target, property);
+    return !!own && own.writable === true;
+  }
+
   var intercomHandler = {
     apply: function (target, thisArg, args) {
-      var safe = guardArgs(args);
-      if (safe[0] === "shutdown" && hooks.onShutdown) {
-        hooks.onShutdown();
+      return Reflect.apply(target, thisArg, guardedCall(args));
+    },
+    // `new Intercom(...)` calls the widget too: without this trap it got the arguments as they were.
+    construct: function (target, args, newTarget) {
+      return Reflect.construct(target, guardedCall(args), newTarget);
+    },
+    getOwnPropertyDescriptor: function (target, property) {
+      var own = Reflect.getOwnPropertyDescriptor(target, property);
+      if (own && hidesPrototype(target, property)) {
+        own.value = undefined;
       }
-      return Reflect.apply(target, thisArg, safe);
+      return own;
     },
     get: function (target, property) {
+      if (hidesPrototype(target, property)) {
+        return undefined;
+      }
       var value = Reflect.get(target, property, target);
       if (property === "q" && Array.isArray(value)) {
         var clean = guardQueue(value);
@@ -481,11 +517,18 @@
         adopt(value);
         lastRaw[name] = value;
       }
+      var took = false;
       try {
         root[name] = guarded();
+        // Read back: an accessor's setter may ignore what it is given, and the
+        // widget reads the getter, not what we wrote.
+        took = root[name] === guarded();
       } catch (error) {
-        // Read-only: the page's own value stays. Cleaned in place where it can be;
-        // our own calls are clean regardless.
+        // read-only: below
+      }
+      if (!took) {
+        // The page's own value stays. Cleaned in place where it can be; our own
+        // calls are clean regardless.
         readOnly[name] = true;
         if (name === "intercomSettings" && isObject(value)) {
           stripInPlace(value, "window.intercomSettings");
@@ -650,6 +693,7 @@
     this.refreshing = null; // one refresh at a time: timer and tab wake-up may coincide
     this.lastError = null;
     this.widgetRequested = false;
+    this.reached = false; // true once the browser let us read one of the endpoint's answers
     this.booted = false;
     this.stopped = false;
     this.ownShutdown = false; // true while we shut down to re-boot, not to stop
@@ -713,6 +757,7 @@
   };
 
   Messenger.prototype.requestOnce = function () {
+    var self = this;
     var options = this.options;
     var headers = { Accept: "application/json", "Content-Type": "application/json" };
     var access = typeof options.getAccessToken === "function" ? options.getAccessToken : null;
@@ -741,6 +786,7 @@
       .then(
         function (response) {
           if (response.ok) {
+            self.reached = true; // this page's origin may read the endpoint's answers
             return response.json().then(function (data) {
               return validToken(data, options.appId);
             });
@@ -772,6 +818,16 @@
           return diagnose(options.tokenUrl).then(function (answered) {
             if (!answered) {
               throw TokenError(message + " (" + options.tokenUrl + " could not be reached)", 0, true);
+            }
+            if (self.reached) {
+              // This origin got a token from the endpoint already, so it is allowed: an
+              // answer without CORS headers now is a proxy's own error page (a restart).
+              throw TokenError(
+                message + " (" + options.tokenUrl + " answered without CORS headers, as a " +
+                  "front proxy's error page does while the service restarts)",
+                0,
+                true
+              );
             }
             var origin = pageOrigin();
             var cors = TokenError(
@@ -989,6 +1045,10 @@
         delete settingsTarget.app_id;
       }
       resync();
+      if (readOnly.intercomSettings && isObject(lastRaw.intercomSettings)) {
+        // The widget reads the page's own object there: app_id comes out of it too.
+        stripInPlace(lastRaw.intercomSettings, "window.intercomSettings");
+      }
       hooks.onWidget = function () {
         hooks.onWidget = null;
         root.setTimeout(function () {
