@@ -59,6 +59,9 @@ def parse_limit(text: str) -> RateLimitItem:
         raise ValueError(f"{text!r} is not a rate limit") from None
     if len(items) != 1:
         raise ValueError(f"{text!r} holds {len(items)} rate limits; only one is enforced per scope")
+    if items[0].amount < 1:
+        # limits takes "0/minute" and then refuses every request: a typo, not a policy.
+        raise ValueError(f"{text!r} allows no request at all; give at least 1 per period")
     return items[0]
 
 

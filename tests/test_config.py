@@ -123,6 +123,11 @@ BROKEN: list[Any] = [
         id="rate-limit-two-limits-comma",
     ),
     pytest.param(
+        workspace() + '[service.rate_limit]\nper_user = "0/minute"\n',
+        {}, {}, "service.rate_limit.per_user", "allows no request at all",
+        id="rate-limit-zero",
+    ),
+    pytest.param(
         workspace() + "[service.rate_limit]\nstorage_timeout = 30\n",
         {}, {}, "service.rate_limit.storage_timeout", "between 0.01 and 5 seconds, got 30",
         id="rate-limit-storage-timeout-30",
