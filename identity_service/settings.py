@@ -6,6 +6,7 @@ validates, so these types are plain data every module can share.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -198,4 +199,8 @@ class Settings:
         try:
             return self.workspaces[chosen]
         except KeyError:
+            # Named back only when it has a workspace key's form: any other text is the
+            # caller's (a pasted credential, markup) and is never quoted in a response.
+            if re.fullmatch(WORKSPACE_KEY_PATTERN, chosen) is None:
+                raise UnknownWorkspaceError("no workspace by that name is configured") from None
             raise UnknownWorkspaceError(f"no workspace named {chosen!r} is configured") from None

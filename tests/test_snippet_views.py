@@ -164,3 +164,29 @@ def test_config_json_unknown_workspace_is_a_problem(client: FlaskClient) -> None
     assert response.status_code == 404
     assert response.headers["Content-Type"] == "application/problem+json"
     assert json_of(response)["title"] == "Unknown workspace"
+
+
+@pytest.mark.parametrize(
+    "asked",
+    [
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiI0MiJ9.c2lnbmF0dXJl",  # a credential pasted by mistake
+        "<script>alert(1)</script>",
+        "main\n",
+        "x" * 65,
+    ],
+)
+def test_an_unknown_workspace_that_is_no_workspace_key_is_not_echoed(
+    client: FlaskClient, asked: str
+) -> None:
+    # A caller's text that cannot even be a workspace key is never quoted back: the
+    # problem says only that no such workspace is configured.
+    response = client.get("/v1/messenger/config.json", query_string={"workspace": asked})
+    assert response.status_code == 404
+    assert asked not in response.get_data(as_text=True)
+    assert asked.strip() not in response.get_data(as_text=True)
+    assert "no workspace by that name is configured" in json_of(response)["detail"]
+
+
+def test_an_unknown_workspace_key_is_named(client: FlaskClient) -> None:
+    response = client.get("/v1/messenger/config.json?workspace=nope")
+    assert json_of(response)["detail"] == "no workspace named 'nope' is configured"
