@@ -16,7 +16,6 @@ import http.client
 import json
 import re
 import sqlite3
-import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
@@ -25,21 +24,18 @@ from typing import Any
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 
 from identity_service.auth import Identity
 from identity_service.errors import InvalidUserIdError, ProfileUnavailableError
 from identity_service.runtime import Runtime
-from tests.support.keys import rsa_key
 from tests.support.postgres import POSTGRES_URL, require_postgres, scratch_table
 from tests.support.product import product_cookie
+from tests.support.profile_workspace import bearer_profile_workspace, idp_bearer, write_idp_key
 from tests.support.served import Server, serving
 from tests.support.service import MESSENGER_SECRET, SESSION_SECRET, make_service
 
 pytestmark = pytest.mark.postgres
 
-ISSUER = "https://idp.pete.example/"
-AUDIENCE = "identity-service"
 VICTIM_PLAN = "victim-plan-of-user-1"
 # Every spelling the issue found, on either backend, and a few more of the same kind.
 VARIANTS = ["01", "001", "1.0", "1.", " 1", "1 ", "+1", "1e0", "1E0", "0x1", "1\t", "1\n", "\t1"]
@@ -73,42 +69,13 @@ id_column = "id"
 on_unavailable = "fail"
 """
 
-WORKSPACE = """
-[workspaces.{key}]
-app_id = "abc123"
-region = "eu"
-secret_file = "messenger.secret"
-
-[[workspaces.{key}.attributes]]
-name = "plan"
-type = "string"
-claim = "plan"
-profile = "plan"
-
-[[workspaces.{key}.auth]]
-method = "bearer"
-issuer = "{issuer}"
-audience = "{audience}"
-algorithms = ["RS256"]
-key_file = "idp-public.pem"
-
-[workspaces.{key}.profile]
-url = "{url}"
-query = "SELECT id, plan FROM {table} WHERE id = :user_id"
-id_column = "id"
-on_unavailable = "fail"
-"""
-
 
 @dataclass
 class Deployment:
     server: Server
 
     def token_response(self, workspace: str, sub: Any) -> tuple[int, dict[str, Any]]:
-        now = int(time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": sub, "iat": now, "exp": now + 300}
-        token = jwt.encode(claims, rsa_key().private, algorithm="RS256")
-        return self.post(workspace, {"Authorization": f"Bearer {token}"})
+        return self.post(workspace, {"Authorization": f"Bearer {idp_bearer(sub)}"})
 
     def cookie_response(self, user_id: Any) -> tuple[int, dict[str, Any]]:
         cookie = product_cookie({"user_id": user_id}, SESSION_SECRET)
@@ -140,11 +107,7 @@ def _sqlite_table(path: Path, column_type: str) -> None:
 def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     require_postgres()
     root = tmp_path_factory.mktemp("ownership")
-    (root / "idp-public.pem").write_bytes(
-        rsa_key()
-        .private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    write_idp_key(root)
     for name, secret in (
         ("messenger.secret", MESSENGER_SECRET),
         ("session.secret", SESSION_SECRET),
@@ -164,7 +127,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
         _sqlite_table(root / "text.db", "TEXT")
         _sqlite_table(root / "integer.db", "INTEGER")
         config = "".join(
-            WORKSPACE.format(key=key, url=url, table=table, issuer=ISSUER, audience=AUDIENCE)
+            bearer_profile_workspace(key, url, table, claim="plan")
             for key, (url, table) in tables.items()
         ) + SESSION_WORKSPACE.format(url=POSTGRES_URL, table=tables["pg_integer"][1], origin=ORIGIN)
         (root / "service.toml").write_text('default_workspace = "sqlite_text"\n' + config, "utf-8")

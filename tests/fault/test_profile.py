@@ -26,11 +26,10 @@ from dataclasses import dataclass, field
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy import make_url
 
-from tests.support.keys import rsa_key
 from tests.support.postgres import POSTGRES_URL, require_postgres, scratch_table
+from tests.support.profile_workspace import bearer_profile_workspace, idp_bearer, write_idp_key
 from tests.support.served import Server, serving
 from tests.support.service import MESSENGER_SECRET
 from tests.support.tcp_proxy import TcpProxy, tcp_proxy
@@ -43,36 +42,7 @@ CONNECT_TIMEOUT = 2  # libpq's minimum, which a new connection may wait
 COOLDOWN = 1.0  # profile.breaker_cooldown
 BOUND = max(DEADLINE, TIMEOUT + CONNECT_TIMEOUT)  # documented in docs/operations.md
 SLACK = 1.5  # a busy 2-core machine running the test, the server and PostgreSQL
-ISSUER = "https://idp.pete.example/"
-AUDIENCE = "identity-service"
 PLAN = "plan-from-the-profile-row"
-
-WORKSPACE = """
-[workspaces.{key}]
-app_id = "abc123"
-region = "eu"
-secret_file = "messenger.secret"
-
-[[workspaces.{key}.attributes]]
-name = "plan"
-type = "string"
-profile = "plan"
-
-[[workspaces.{key}.auth]]
-method = "bearer"
-issuer = "{issuer}"
-audience = "{audience}"
-algorithms = ["RS256"]
-key_file = "idp-public.pem"
-
-[workspaces.{key}.profile]
-url = "{url}"
-query = "SELECT id, plan FROM {table} WHERE id = :user_id"
-id_column = "id"
-timeout = {timeout}
-breaker_cooldown = {cooldown}
-on_unavailable = "{key}"
-"""
 
 
 @dataclass
@@ -105,9 +75,7 @@ class Deployment:
             if what == "healthz":
                 connection.request("GET", "/healthz")
             else:
-                now = int(time.time())
-                claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "7", "iat": now, "exp": now + 300}
-                token = jwt.encode(claims, rsa_key().private, algorithm="RS256")
+                token = idp_bearer("7")
                 connection.request(
                     "POST",
                     "/v1/messenger/token",
@@ -166,11 +134,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     """One server for the module: each test ends with the database back and rows signed."""
     require_postgres()
     tmp_path = tmp_path_factory.mktemp("profile-faults")
-    (tmp_path / "idp-public.pem").write_bytes(
-        rsa_key()
-        .private.public_key()
-        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-    )
+    write_idp_key(tmp_path)
     (tmp_path / "messenger.secret").write_text(MESSENGER_SECRET + "\n")
     (tmp_path / "messenger.secret").chmod(0o600)
     target = make_url(POSTGRES_URL)
@@ -181,9 +145,9 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     ):
         url = target.set(port=proxy.port).render_as_string(hide_password=False)
         config = '[service.rate_limit]\nper_client = ""\nper_user = ""\n' + "".join(
-            WORKSPACE.format(
-                key=key, url=url, table=table, issuer=ISSUER, audience=AUDIENCE,
-                timeout=TIMEOUT, cooldown=COOLDOWN,
+            bearer_profile_workspace(
+                key, url, table, on_unavailable=key,
+                profile_options=f"timeout = {TIMEOUT}\nbreaker_cooldown = {COOLDOWN}\n",
             )
             for key in ("omit", "fail")
         )  # fmt: skip
