@@ -23,11 +23,11 @@ from typing import Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from identity_service import naming
-from identity_service.demo.idp import ISSUER as DEMO_IDP_ISSUER
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.ratelimit import parse_limit
 from identity_service.secrets import DEV_SECRET_BANNER, SecretSource
 from identity_service.settings import (
+    DEMO_IDP_ISSUER,
     REGIONS,
     STANDARD_ATTRIBUTES,
     WORKSPACE_KEY_PATTERN,

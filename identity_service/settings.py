@@ -31,6 +31,10 @@ WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
 # (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
 MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
 
+# The issuer of the demo's development identity provider (demo/idp.py). Written here so
+# the loader can refuse it in a configuration file without importing the demo package.
+DEMO_IDP_ISSUER = "urn:identity-service:demo-idp"
+
 # What a workspace key may be, matched in full (re.fullmatch): the configuration's
 # table names and the token request's "workspace" field.
 WORKSPACE_KEY_PATTERN = r"[A-Za-z0-9_-]{1,64}"

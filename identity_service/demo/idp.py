@@ -30,10 +30,10 @@ from jwt.algorithms import ECAlgorithm
 
 from identity_service.errors import SecretUnavailableError
 from identity_service.secrets import ensure_dev_secret
-from identity_service.settings import BearerAuthSettings, Settings
+from identity_service.settings import DEMO_IDP_ISSUER, BearerAuthSettings, Settings
 
 # Not a URL anyone could host: these tokens are meaningful to this demo only.
-ISSUER = "urn:identity-service:demo-idp"
+ISSUER = DEMO_IDP_ISSUER
 AUDIENCE = "identity-service-demo"
 ALGORITHM = "ES256"
 KEY_FILE = "demo-idp-key.pem"
