@@ -60,7 +60,8 @@ def test_a_refresh_through_a_restarting_proxy_keeps_the_user(
     )
     browsing.page.goto(stack.add_page(start_script(options)))
     assert browsing.settle("window.messenger.ready") == "identified"
-    first = browsing.calls()[0]["data"]["intercom_user_jwt"]
+    # ready settles when our boot is queued; the widget script may still be loading.
+    first = browsing.wait_for_call("boot")["data"]["intercom_user_jwt"]
 
     proxy.down = True
     browsing.page.evaluate("() => { window.__refreshed = window.messenger.refresh(); }")
