@@ -14,6 +14,6 @@ __all__ = ["create_app"]
 
 def create_app(settings: Settings | None = None, **options: Any) -> Flask:
     """Build the Flask app (imported lazily so the domain modules stay free of Flask)."""
-    from identity_service.app import create_app as factory
+    from identity_service.http.app import create_app as factory
 
     return factory(settings, **options)

@@ -18,7 +18,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import OctKey
 
 from identity_service import create_app
-from identity_service.health import start_draining
+from identity_service.http.health import start_draining
 from identity_service.observability import JsonFormatter
 from tests.support.service import (
     MESSENGER_SECRET,
@@ -393,7 +393,7 @@ def test_500_unexpected_errors_reveal_nothing(
     problem = assert_problem(response, 500)
     # Operators still get the type and the stack; the autouse leak guard has
     # checked that no log line carries the message (it holds the secret).
-    logged = [r for r in caplog.records if r.name == "identity_service.problems"]
+    logged = [r for r in caplog.records if r.name == "identity_service.http.problems"]
     assert logged and logged[0].getMessage() == "unhandled error: RuntimeError"
     assert "in boom" in logged[0].fields["stack"]  # type: ignore[attr-defined]
     assert MESSENGER_SECRET not in json.dumps(problem)

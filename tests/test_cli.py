@@ -8,7 +8,7 @@ from pathlib import Path
 import jwt
 from click.testing import CliRunner
 
-from identity_service.cli import main
+from identity_service.cli.main import main
 from tests.support.service import MESSENGER_SECRET, make_service
 
 

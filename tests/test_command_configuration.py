@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from identity_service.cli import main
+from identity_service.cli.main import main
 from identity_service.config import (
     CONFIG_ENV,
     INSTANCE_ENV,

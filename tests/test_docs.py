@@ -359,7 +359,7 @@ def own_config_problems(path: Path, markdown: str) -> list[str]:
 @pytest.fixture(scope="module")
 def helps() -> dict[str, str]:
     # In-process (click's runner) for speed; the console script itself runs below.
-    from identity_service.cli import main
+    from identity_service.cli.main import main
 
     helps = {}
     for name in main.commands:

@@ -9,8 +9,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from identity_service import frontend_cli
-from identity_service.lint_frontend import (
+from identity_service.cli import frontend as frontend_cli
+from identity_service.frontend.lint import (
     ALWAYS_PROTECTED,
     protected_keys_from_config,
     scan_paths,
@@ -18,7 +18,7 @@ from identity_service.lint_frontend import (
 )
 
 KEYS = (*ALWAYS_PROTECTED, "plan", "teammates")
-STATIC = Path(__file__).resolve().parents[1] / "identity_service" / "static"
+STATIC = Path(__file__).resolve().parents[1] / "identity_service" / "frontend" / "static"
 
 # Fixture files: name -> (source, [(line, key)] expected). Written to tmp_path per test.
 VIOLATIONS: dict[str, tuple[str, list[tuple[int, str]]]] = {

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from identity_service import create_app
-from identity_service.cli import _load
-from identity_service.reloading import REFUSED_CONFIG, LastGoodConfig
+from identity_service.cli.main import _load
+from identity_service.http.reloading import REFUSED_CONFIG, LastGoodConfig
 from tests.support.service import MESSENGER_SECRET, ServiceFixture, make_service
 
 NEW_MESSENGER_SECRET = "n" * 40 + "-the-rotated-messenger-secret"
@@ -58,7 +58,7 @@ def test_a_refused_reload_keeps_the_last_good_state_and_says_why(
     state = last_good(service, counted)
     before = (state.settings, state.key_files)
     damage(service.root)  # type: ignore[operator]
-    with caplog.at_level(logging.ERROR, logger="identity_service.reloading"):
+    with caplog.at_level(logging.ERROR, logger="identity_service.http.reloading"):
         assert state.reload() is False
     assert (state.settings, state.key_files) == before
     assert counted == ["refused"]

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from gunicorn.config import Config
 
-from identity_service.api import TOKEN_PATH
 from identity_service.errors import ConfigError, ConfigProblem
-from identity_service.server_logging import SafeLogger, redact
+from identity_service.http.api import TOKEN_PATH
+from identity_service.http.server_logging import SafeLogger, redact
 from tests.support.leak_guard import LeakGuard
 from tests.support.raw_http import request
 from tests.support.served import UNCHECKED, Server, serving

@@ -17,11 +17,10 @@ from flask import Flask, render_template_string
 from hypothesis import given
 from hypothesis import strategies as st
 
-from identity_service import create_app, frontend_cli
+from identity_service import create_app
 from identity_service.auth import Identity
-from identity_service.issuer import TokenIssuer
-from identity_service.settings import WorkspaceSettings
-from identity_service.snippet import (
+from identity_service.cli import frontend as frontend_cli
+from identity_service.frontend.snippet import (
     MODULE_FOOTER,
     MessengerConfig,
     UnsafeSnippetError,
@@ -41,10 +40,18 @@ from identity_service.snippet import (
     render_messenger_tag,
     sri_sha384,
 )
+from identity_service.issuer import TokenIssuer
+from identity_service.settings import WorkspaceSettings
 from identity_service.tokens import mint
 from tests.support.service import ServiceFixture, make_service
 
-STATIC_JS = Path(__file__).resolve().parents[1] / "identity_service" / "static" / "messenger.js"
+STATIC_JS = (
+    Path(__file__).resolve().parents[1]
+    / "identity_service"
+    / "frontend"
+    / "static"
+    / "messenger.js"
+)
 TOKEN_URL = "https://id.pete.example/v1/messenger/token"
 _INLINE = re.compile(
     r"<script(?: nonce=\"[^\"]*\")?>IdentityServiceMessenger\.startMessenger\((.*)\);</script>"

@@ -13,7 +13,7 @@ from werkzeug.test import TestResponse
 
 from identity_service import create_app
 from identity_service.config import load_settings
-from identity_service.snippet import (
+from identity_service.frontend.snippet import (
     MODULE_FOOTER,
     messenger_integrity,
     messenger_module,
@@ -21,7 +21,13 @@ from identity_service.snippet import (
 )
 from tests.support.service import MESSENGER_SECRET, SESSION_SECRET, ServiceFixture, make_service
 
-STATIC_JS = Path(__file__).resolve().parents[1] / "identity_service" / "static" / "messenger.js"
+STATIC_JS = (
+    Path(__file__).resolve().parents[1]
+    / "identity_service"
+    / "frontend"
+    / "static"
+    / "messenger.js"
+)
 
 
 def json_of(response: TestResponse) -> dict[str, Any]:

@@ -17,11 +17,12 @@ import pytest
 from flask import Flask, abort, request, request_started
 from werkzeug.test import Client, TestResponse
 
-from identity_service import create_app, problems
-from identity_service.api import TOKEN_PATH
+from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
+from identity_service.http import problems
+from identity_service.http.api import TOKEN_PATH
+from identity_service.http.token_route import TokenRoute
 from identity_service.observability import RequestObserver
-from identity_service.token_route import TokenRoute
 from tests.support.service import (
     MAX_BODY_BYTES,
     MESSENGER_SECRET,

@@ -18,8 +18,8 @@ from types import FrameType
 
 import click
 
-from identity_service.cli_errors import fail_clearly
-from identity_service.cli_options import config_option
+from identity_service.cli.errors import fail_clearly
+from identity_service.cli.options import config_option
 from identity_service.config import instance_folder, load_settings
 from identity_service.demo import database, idp
 from identity_service.demo.product import (
@@ -30,6 +30,7 @@ from identity_service.demo.product import (
     shown_path,
 )
 from identity_service.errors import SecretUnavailableError
+from identity_service.frontend.snippet import admin_checklist
 from identity_service.secrets import MIN_SECRET_BYTES, SecretSource
 from identity_service.settings import (
     MESSENGER_SECURITY_SETTINGS,
@@ -38,7 +39,6 @@ from identity_service.settings import (
     BearerAuthSettings,
     Settings,
 )
-from identity_service.snippet import admin_checklist
 
 APP_ID_ENV = "INTERCOM_APP_ID"
 SECRET_ENV = "INTERCOM_MESSENGER_SECRET"

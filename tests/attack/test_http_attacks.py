@@ -457,7 +457,7 @@ def test_the_log_guard_catches_a_leak(leak_guard: LeakGuard, service: ServiceFix
     token = service.idp_token()
     cookie = cookie_from(USER)
     leak_guard.watch(cookie)
-    log = logging.getLogger("identity_service.api")
+    log = logging.getLogger("identity_service.http.api")
     log.debug("oops %s", token)
     log.info("session", extra={"fields": {"cookie": cookie}})
     log.warning("secret is %s", MESSENGER_SECRET[::-1][::-1])

@@ -32,8 +32,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from identity_service import create_app
 from identity_service.config import load_settings
-from identity_service.settings import Settings
-from identity_service.snippet import (
+from identity_service.frontend.snippet import (
     SCRIPT_PATH,
     TOKEN_PATH,
     MessengerConfig,
@@ -41,6 +40,7 @@ from identity_service.snippet import (
     messenger_options,
     register_jinja,
 )
+from identity_service.settings import Settings
 from tests.support.product import product_cookie
 
 HERE = Path(__file__).parent

@@ -10,7 +10,7 @@ import jwt
 import pytest
 
 from identity_service.auth import Identity
-from identity_service.snippet import (
+from identity_service.frontend.snippet import (
     MessengerConfig,
     csp_hash_source,
     embed_html,

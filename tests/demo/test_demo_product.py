@@ -24,7 +24,7 @@ from werkzeug.test import Client, TestResponse
 
 from identity_service.auth import RequestView
 from identity_service.auth.session import SessionAuthenticator
-from identity_service.cli import main
+from identity_service.cli.main import main
 from identity_service.config import INSTANCE_ENV, bundled_config_text, load_settings
 from identity_service.demo import database
 from identity_service.demo.cli import choose_widget

@@ -12,12 +12,13 @@ from flask_cors import CORS
 from flask_cors.core import get_cors_options
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from identity_service import api, health, problems, snippet_views
 from identity_service.config import load_settings
+from identity_service.frontend import views as snippet_views
+from identity_service.http import api, health, problems
+from identity_service.http.token_route import TokenRoute
 from identity_service.observability import RequestObserver
 from identity_service.runtime import EXTENSION, KeyFiles, Runtime
 from identity_service.settings import Settings
-from identity_service.token_route import TokenRoute
 
 if TYPE_CHECKING:
     from flask_cors.core import _ComputedCorsOptions as CorsOptions

@@ -20,9 +20,9 @@ from identity_service.errors import (
     ForbiddenOriginError,
     IdentityServiceError,
 )
+from identity_service.http.server_errors import BODY_ERRORS, refusal
 from identity_service.observability import request_id
 from identity_service.ratelimit import RateLimitedError
-from identity_service.server_errors import BODY_ERRORS, refusal
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
-from identity_service.schemas import (
+from identity_service.http.schemas import (
     HealthSchema,
     ProblemSchema,
     TokenRequestSchema,

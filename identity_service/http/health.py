@@ -9,13 +9,13 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from identity_service.api import current_runtime
 from identity_service.auth.session import SessionAuthenticator
 from identity_service.errors import SecretUnavailableError
+from identity_service.http.api import current_runtime
+from identity_service.http.openapi import build_openapi
+from identity_service.http.problems import problem_response
+from identity_service.http.reloading import REFUSED_CONFIG
 from identity_service.observability import exposition
-from identity_service.openapi import build_openapi
-from identity_service.problems import problem_response
-from identity_service.reloading import REFUSED_CONFIG
 
 bp = Blueprint("health", __name__)
 # Set on the app when its server starts to drain (SIGTERM): readiness is over.

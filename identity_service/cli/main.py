@@ -15,13 +15,13 @@ import click
 import jwt
 
 from identity_service.attributes import AttributePolicy
-from identity_service.cli_errors import fail_clearly
-from identity_service.cli_options import config_option
+from identity_service.cli.errors import fail_clearly
+from identity_service.cli.options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
+from identity_service.frontend.snippet import admin_checklist
 from identity_service.secrets import SecretSource
 from identity_service.settings import SessionAuthSettings, Settings, WorkspaceSettings
-from identity_service.snippet import admin_checklist
 from identity_service.tokens import ALGORITHM, mint
 
 
@@ -204,7 +204,7 @@ def mint_command(
 @click.option("--timeout", default=30, show_default=True, type=click.IntRange(1, 600))
 def serve(config_path: str | None, bind: str, workers: int, threads: int, timeout: int) -> None:
     """Run the service under gunicorn."""
-    from identity_service.server import run_gunicorn
+    from identity_service.http.server import run_gunicorn
 
     path = os.path.abspath(config_path) if config_path else None
     with fail_clearly():
@@ -224,8 +224,8 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
     )
 
 
+from identity_service.cli.frontend import register as register_frontend  # noqa: E402
 from identity_service.demo.cli import register as register_demo  # noqa: E402
-from identity_service.frontend_cli import register as register_frontend  # noqa: E402
 
 register_demo(main)
 register_frontend(main)

@@ -14,8 +14,7 @@ import hashlib
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from identity_service.settings import Settings
-from identity_service.snippet import (
+from identity_service.frontend.snippet import (
     CONFIG_PATH,
     MODULE_PATH,
     SCRIPT_PATH,
@@ -25,6 +24,7 @@ from identity_service.snippet import (
     messenger_module,
     sri_sha384,
 )
+from identity_service.settings import Settings
 
 bp = Blueprint("messenger_static", __name__)
 

@@ -107,7 +107,7 @@ class Issuer(Protocol):
 @cache
 def messenger_js() -> bytes:
     """The classic-script flavour of messenger.js, as shipped in the package."""
-    return resources.files("identity_service").joinpath("static", SCRIPT_NAME).read_bytes()
+    return resources.files("identity_service.frontend").joinpath("static", SCRIPT_NAME).read_bytes()
 
 
 @cache

@@ -12,14 +12,14 @@ from urllib.parse import urlsplit
 
 import click
 
-from identity_service.cli_errors import fail_clearly
-from identity_service.cli_options import config_option
+from identity_service.cli.errors import fail_clearly
+from identity_service.cli.options import config_option
 from identity_service.config import load_settings
-from identity_service.lint_frontend import (
+from identity_service.frontend.lint import (
     protected_keys_from_config,
     scan_paths,
 )
-from identity_service.snippet import (
+from identity_service.frontend.snippet import (
     MODULE_NAME,
     ON_FAILURE,
     SCRIPT_NAME,

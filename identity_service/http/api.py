@@ -20,11 +20,11 @@ from identity_service.errors import (
     ForbiddenOriginError,
     InvalidRequestError,
 )
+from identity_service.http.schemas import TokenRequestSchema
+from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability import REQUEST_ID_KEY, audit, note
 from identity_service.ratelimit import RateLimitedError
 from identity_service.runtime import EXTENSION, Runtime
-from identity_service.schemas import TokenRequestSchema
-from identity_service.server_errors import TRUNCATED_BODY
 
 bp = Blueprint("api", __name__)
 TOKEN_PATH = "/v1/messenger/token"

@@ -1,0 +1,1 @@
+"""The HTTP layer: the Flask app, its routes, problem answers and the gunicorn server."""
