@@ -20,10 +20,10 @@ from typing import Any
 from marshmallow import ValidationError, fields
 
 from identity_service.errors import AttributeProblem, InvalidAttributesError
+from identity_service.intercom import MAX_STRING_CHARS
 from identity_service.settings import AttributeSpec, OnInvalid
 from identity_service.text import is_unicode_text
 
-MAX_STRING_CHARS = 255
 MAX_SAFE_INTEGER = 2**53  # beyond this a JavaScript number loses precision
 # A Unix time in seconds reaches 1e11 only in the year 5138; anything at or above
 # is almost certainly milliseconds (Date.now() in JavaScript), a common mistake.
@@ -57,14 +57,14 @@ class _IntercomField(fields.Field[Any]):
 class _StrictString(_IntercomField):
     default_error_messages = {  # noqa: RUF012 (marshmallow's own convention)
         "type": "must be a string, got {kind}",
-        "length": "is {length} characters; Intercom keeps at most 255",
+        "length": f"is {{length}} characters; Intercom keeps at most {MAX_STRING_CHARS}",
         "unicode": "is not valid Unicode text (it contains a lone surrogate)",
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
             raise self.make_error("type", kind=_kind(value))
-        if len(value) > MAX_STRING_CHARS:  # characters (code points), not bytes
+        if len(value) > MAX_STRING_CHARS:
             raise self.make_error("length", length=len(value))
         if not is_unicode_text(value):
             # json.loads accepts "\ud800"; it would pass here and crash the UTF-8 signing step.

@@ -22,17 +22,21 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
-from identity_service import naming
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
+from identity_service.intercom import (
+    CDA_SOFT_LIMIT,
+    DEFAULT_REGION,
+    REGIONS,
+    STANDARD_ATTRIBUTES,
+    AttributeType,
+    name_problem,
+)
 from identity_service.ratelimit import parse_limit
 from identity_service.secrets import DEV_SECRET_BANNER, SecretSource
 from identity_service.settings import (
     DEMO_IDP_ISSUER,
-    REGIONS,
-    STANDARD_ATTRIBUTES,
     WORKSPACE_KEY_PATTERN,
     AttributeSpec,
-    AttributeType,
     AuthSettings,
     BearerAuthSettings,
     OnInvalid,
@@ -52,7 +56,6 @@ CONFIG_ENV = "IDENTITY_SERVICE_CONFIG"
 INSTANCE_ENV = "IDENTITY_SERVICE_INSTANCE"
 MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
 MAX_LEEWAY = 300
-CDA_SOFT_LIMIT = 250
 WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
 SESSION_SECRET_MIN_BYTES = 16
 # Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
@@ -472,10 +475,10 @@ class _Loader:
         if "api_base" in table:
             base = self.get(table, "api_base", str, "", _https_problem)
             return base.rstrip("/"), None
-        region = self.get(table, "region", str, "us")
+        region = self.get(table, "region", str, DEFAULT_REGION)
         if region not in REGIONS:
             self.problem("region", f"must be one of {sorted(REGIONS)}, or set api_base instead")
-            return REGIONS["us"], region
+            return REGIONS[DEFAULT_REGION], region
         return REGIONS[region], region
 
     def attributes(self, raw: Any) -> tuple[AttributeSpec, ...]:
@@ -516,7 +519,7 @@ class _Loader:
         profile = self.get(item, "profile", str, None)
         # Every problem of this attribute is reported; a broken one is then left out,
         # so it never shows up again as a bogus duplicate.
-        if name is not None and (reason := naming.name_problem(name, type_)):
+        if name is not None and (reason := name_problem(name, type_)):
             self.problem("name", reason)
         if name in STANDARD_ATTRIBUTES and STANDARD_ATTRIBUTES[name] != type_:
             standard = STANDARD_ATTRIBUTES[name]

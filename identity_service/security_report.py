@@ -26,9 +26,9 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 
 from identity_service.config import IDP_ALGORITHMS
+from identity_service.intercom import MESSENGER_SECURITY_SETTINGS
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
-    MESSENGER_SECURITY_SETTINGS,
     BearerAuthSettings,
     ProfileSettings,
     ServiceSettings,

@@ -14,22 +14,12 @@ from re import Pattern
 from typing import Literal
 
 from identity_service.errors import UnknownWorkspaceError
+from identity_service.intercom import ALWAYS_PROTECTED, STANDARD_ATTRIBUTES, AttributeType
 from identity_service.secrets import SecretSource
 
-AttributeType = Literal["string", "integer", "number", "boolean", "date"]
 OnInvalid = Literal["drop", "reject"]
 OnUnavailable = Literal["fail", "omit"]
 OnStorageError = Literal["open", "closed"]
-
-REGIONS: Mapping[str, str] = {
-    "us": "https://api-iam.intercom.io",
-    "eu": "https://api-iam.eu.intercom.io",
-    "au": "https://api-iam.au.intercom.io",
-}
-WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
-# Where an Intercom admin finds the Messenger API secret and "Enforce messenger security"
-# (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
-MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
 
 # The issuer of the demo's development identity provider (demo/idp.py). Written here so
 # the loader can refuse it in a configuration file without importing the demo package.
@@ -53,15 +43,6 @@ class AttributeSpec:
     @property
     def is_standard(self) -> bool:
         return self.name in STANDARD_ATTRIBUTES
-
-
-# Standard Intercom user attributes we may sign; every other name is a CDA.
-STANDARD_ATTRIBUTES: Mapping[str, AttributeType] = {
-    "email": "string",
-    "name": "string",
-    "phone": "string",
-    "created_at": "date",
-}
 
 
 @dataclass(frozen=True)
@@ -158,7 +139,7 @@ class WorkspaceSettings:
     @property
     def protected_keys(self) -> tuple[str, ...]:
         """Keys the browser must never set in clear: identity plus every signed attribute."""
-        names = ["user_id", "email", "user_hash", *(a.name for a in self.attributes)]
+        names = [*ALWAYS_PROTECTED, *(a.name for a in self.attributes)]
         return tuple(dict.fromkeys(names))
 
 

@@ -17,7 +17,8 @@ from marshmallow import ValidationError, fields
 
 from identity_service.attributes import AttributePolicy
 from identity_service.errors import AttributeProblem, InvalidAttributesError
-from identity_service.settings import AttributeSpec, AttributeType, OnInvalid
+from identity_service.intercom import AttributeType
+from identity_service.settings import AttributeSpec, OnInvalid
 
 NAMES: dict[AttributeType, str] = {
     "string": "plan",

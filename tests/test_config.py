@@ -13,7 +13,8 @@ import pytest
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings
 from identity_service.demo import idp
 from identity_service.errors import ConfigError
-from identity_service.settings import REGIONS, BearerAuthSettings
+from identity_service.intercom import REGIONS
+from identity_service.settings import BearerAuthSettings
 from tests.conftest import MESSENGER_SECRET, MESSENGER_SECRET_ENV, WriteConfig
 
 ENV = MESSENGER_SECRET_ENV

@@ -472,8 +472,8 @@ def assert_no_secret(text: str) -> None:
 def test_the_report_and_the_checklist_name_the_same_intercom_settings_page(
     tmp_path: Path,
 ) -> None:
-    from identity_service.frontend.snippet import admin_checklist
-    from identity_service.settings import MESSENGER_SECURITY_SETTINGS
+    from identity_service.checklist import admin_checklist
+    from identity_service.intercom import MESSENGER_SECURITY_SETTINGS
 
     settings = load_settings(None, {INSTANCE_ENV: str(tmp_path / "instance")})
     report = assess(settings, workers=2).to_text()

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from identity_service.config import read_config
+from identity_service.intercom import ALWAYS_PROTECTED
 
-ALWAYS_PROTECTED = ("user_id", "email", "user_hash")
 SCRIPT_SUFFIXES = frozenset({".js", ".mjs", ".cjs", ".jsx", ".ts", ".mts", ".cts", ".tsx"})
 MARKUP_SUFFIXES = frozenset({".html", ".htm", ".vue"})
 SUFFIXES = SCRIPT_SUFFIXES | MARKUP_SUFFIXES

@@ -1,0 +1,90 @@
+"""intercom.py: Intercom's rules are written once, and messenger.js agrees with them."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from identity_service import intercom
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "identity_service"
+MESSENGER_JS = (PACKAGE / "frontend" / "static" / "messenger.js").read_text("utf-8")
+
+# The hosts as Intercom documents them, written out again so that a change is noticed.
+SPEC_HOSTS = {
+    "us": ("https://api-iam.intercom.io", "https://api.intercom.io"),
+    "eu": ("https://api-iam.eu.intercom.io", "https://api.eu.intercom.io"),
+    "au": ("https://api-iam.au.intercom.io", "https://api.au.intercom.io"),
+}
+
+
+def _js_value(name: str) -> object:
+    """The JSON literal messenger.js assigns to `var <name>` (a list or a string)."""
+    match = re.search(rf"^\s*var {name} = (.+);$", MESSENGER_JS, re.MULTILINE)
+    assert match is not None, f"messenger.js no longer defines {name}"
+    return json.loads(match.group(1))
+
+
+def test_messenger_js_always_protects_exactly_intercoms_keys() -> None:
+    assert tuple(_js_value("ALWAYS_PROTECTED")) == intercom.ALWAYS_PROTECTED  # type: ignore[arg-type]
+
+
+def test_messenger_js_owns_exactly_the_boot_keys() -> None:
+    assert tuple(_js_value("OWNED_KEYS")) == intercom.OWNED_KEYS  # type: ignore[arg-type]
+
+
+def test_messenger_js_default_widget_url_is_intercoms() -> None:
+    assert _js_value("DEFAULT_WIDGET_URL") == intercom.WIDGET_URL
+
+
+def test_each_region_has_its_messenger_and_rest_hosts() -> None:
+    assert {r: (intercom.REGIONS[r], intercom.REST_API_BASES[r]) for r in SPEC_HOSTS} == SPEC_HOSTS
+    assert set(intercom.REGIONS) == set(intercom.REST_API_BASES) == set(SPEC_HOSTS)
+    assert intercom.DEFAULT_REGION in intercom.REGIONS
+
+
+@pytest.mark.parametrize("region", sorted(SPEC_HOSTS))
+def test_the_rest_host_follows_the_messenger_host(region: str) -> None:
+    messenger, rest = SPEC_HOSTS[region]
+    assert intercom.rest_api_base(messenger) == rest
+    assert intercom.rest_api_base(messenger + "/") == rest
+
+
+@pytest.mark.parametrize(
+    "api_base",
+    ["http://127.0.0.1:9000", "https://api.intercom.io", "https://api-iam.intercom.io.evil.example"],
+)
+def test_no_rest_host_is_guessed_for_another_api_base(api_base: str) -> None:
+    assert intercom.rest_api_base(api_base) is None
+
+
+def test_no_attribute_type_lacks_an_intercom_label() -> None:
+    assert set(intercom.TYPE_LABELS) == {"string", "integer", "number", "boolean", "date"}
+    assert set(intercom.STANDARD_ATTRIBUTES.values()) <= set(intercom.TYPE_LABELS)
+
+
+# Each rule's literal, and the one module allowed to write it.
+WRITTEN_ONCE = [
+    ('"user_id", "email", "user_hash"', "intercom.py"),
+    ('"app_id", "api_base", "intercom_user_jwt"', "intercom.py"),
+    ("api-iam.eu.intercom.io", "intercom.py"),
+    ("widget.intercom.io", "intercom.py"),
+    ("Settings > Channels > Messenger > Security", "intercom.py"),
+    ('"/v1/messenger/token"', "http/paths.py"),
+    ("= 255", "intercom.py"),
+    ("= 250", "intercom.py"),
+]
+
+
+@pytest.mark.parametrize(("literal", "home"), WRITTEN_ONCE)
+def test_each_rule_is_written_in_one_module(literal: str, home: str) -> None:
+    found = sorted(
+        path.relative_to(PACKAGE).as_posix()
+        for path in PACKAGE.rglob("*.py")
+        if literal in path.read_text("utf-8")
+    )
+    assert found == [home]
