@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
+from identity_service.auth.algorithms import IDP_ALGORITHMS, SESSION_DIGESTS
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.intercom import (
     CDA_SOFT_LIMIT,
@@ -58,12 +59,6 @@ MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
 MAX_LEEWAY = 300
 WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
 SESSION_SECRET_MIN_BYTES = 16
-# Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
-# verification material forge tokens, the classic algorithm-confusion attack.
-IDP_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
-SESSION_DIGESTS = frozenset({"sha1", "sha256", "sha384", "sha512"})
 
 T = TypeVar("T")
 _MISSING = object()

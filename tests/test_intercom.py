@@ -56,7 +56,11 @@ def test_the_rest_host_follows_the_messenger_host(region: str) -> None:
 
 @pytest.mark.parametrize(
     "api_base",
-    ["http://127.0.0.1:9000", "https://api.intercom.io", "https://api-iam.intercom.io.evil.example"],
+    [
+        "http://127.0.0.1:9000",
+        "https://api.intercom.io",
+        "https://api-iam.intercom.io.evil.example",
+    ],
 )
 def test_no_rest_host_is_guessed_for_another_api_base(api_base: str) -> None:
     assert intercom.rest_api_base(api_base) is None

@@ -42,6 +42,7 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from jwt import PyJWK, PyJWTError
 
+from identity_service.auth.algorithms import EC_CURVES, MIN_RSA_BITS, algorithms_of
 from identity_service.auth.key_fetch import Fetch, FetchLimits, fetch_url
 from identity_service.errors import ConfigError, ConfigProblem, KeySourceUnavailableError
 from identity_service.settings import BearerAuthSettings
@@ -51,14 +52,7 @@ log = logging.getLogger(__name__)
 PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
 Clock = Callable[[], float]
 
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-# ES256 is P-256 only, and so on: a curve that does not match the algorithm is refused.
-EC_ALGORITHMS: Mapping[str, str] = {
-    "secp256r1": "ES256",
-    "secp384r1": "ES384",
-    "secp521r1": "ES512",
-}
-MIN_RSA_BITS = 2048
+RSA_ALGORITHMS = algorithms_of("RSA")
 MAX_KEYS = 64  # a kid-less token is tried against each matching key; keep that bounded
 
 
@@ -136,9 +130,9 @@ def algorithms_for(key: PublicKey) -> frozenset[str]:
     if isinstance(key, RSAPublicKey):
         return RSA_ALGORITHMS
     if isinstance(key, EllipticCurvePublicKey):
-        alg = EC_ALGORITHMS.get(key.curve.name)
+        alg = EC_CURVES.get(key.curve.name)
         return frozenset({alg}) if alg else frozenset()
-    return frozenset({"EdDSA"})
+    return algorithms_of("OKP")
 
 
 def trusted_key(

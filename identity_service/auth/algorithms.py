@@ -1,0 +1,46 @@
+"""The algorithms the service verifies with, written once: the IdP's JWS algorithms, the key
+type and curve each needs, and the digests a product's session cookie may be signed with.
+
+The loader, the bearer authenticator, the key parser and the security report
+all read these tables; none keeps a list of its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+from typing import Any, Literal
+
+KeyType = Literal["RSA", "EC", "OKP"]  # JWK `kty` values
+
+# The IdP algorithms we verify and the key type each needs. Asymmetric only:
+# an HS* IdP algorithm would let anyone holding the (public) verification
+# material forge tokens, the classic algorithm-confusion attack.
+KEY_TYPES: Mapping[str, KeyType] = {
+    "RS256": "RSA", "RS384": "RSA", "RS512": "RSA",
+    "PS256": "RSA", "PS384": "RSA", "PS512": "RSA",
+    "ES256": "EC", "ES384": "EC", "ES512": "EC",
+    "EdDSA": "OKP",
+}  # fmt: skip
+IDP_ALGORITHMS = frozenset(KEY_TYPES)
+# ES256 is P-256 only, and so on: a curve that does not match the algorithm is refused.
+EC_CURVES: Mapping[str, str] = {
+    "secp256r1": "ES256",
+    "secp384r1": "ES384",
+    "secp521r1": "ES512",
+}
+MIN_RSA_BITS = 2048
+
+
+def algorithms_of(key_type: KeyType) -> frozenset[str]:
+    """The IdP algorithms a key of this type verifies (for EC, before its curve narrows them)."""
+    return frozenset(alg for alg, kty in KEY_TYPES.items() if kty == key_type)
+
+
+# The digests of itsdangerous's HMAC over a session cookie (Flask's default is sha1).
+SESSION_DIGESTS: Mapping[str, Callable[..., Any]] = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
