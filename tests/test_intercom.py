@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -92,3 +94,35 @@ def test_each_rule_is_written_in_one_module(literal: str, home: str) -> None:
         if literal in path.read_text("utf-8")
     )
     assert found == [home]
+
+
+# The modules that write Intercom's rules into pages, tokens and keys; a product's
+# templates and the CLI use them without an app.
+FLASK_FREE = [
+    "identity_service.intercom",
+    "identity_service.checklist",
+    "identity_service.attributes",
+    "identity_service.http.paths",
+    "identity_service.frontend.script",
+    "identity_service.frontend.escaping",
+    "identity_service.frontend.public_config",
+    "identity_service.frontend.embed",
+    "identity_service.frontend.jinja",
+    "identity_service.auth.algorithms",
+    "identity_service.auth.jose",
+    "identity_service.auth.keys",
+    "identity_service.auth.jwks",
+]
+
+
+@pytest.mark.parametrize("module", FLASK_FREE)
+def test_the_module_imports_no_flask_and_no_http_framework(module: str) -> None:
+    code = (
+        f"import sys, {module}\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & "
+        "{'flask', 'werkzeug', 'flask_cors', 'requests', 'httpx'}))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert result.stdout.strip() == "[]"
