@@ -261,8 +261,14 @@ class UnsafeSnippetError(IdentityServiceError, ValueError):
     """A value cannot be written into the page safely (bad nonce, URL or setting).
 
     A bug in the host's code or configuration, hence a 500; still a ValueError,
-    which is what a template helper given a bad argument raises.
+    which is what a template helper given a bad argument raises. The message
+    (which quotes the refused value) is for the host's log and traceback; a
+    client that meets one in a response learns only that the page failed.
     """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.detail = "the page could not be rendered safely; the server log says why"
 
 
 def listed_problems(problems: Sequence[AttributeProblem]) -> list[dict[str, str]]:

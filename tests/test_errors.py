@@ -257,3 +257,14 @@ def test_importing_bearer_authentication_does_not_load_the_rate_limit_library() 
     loaded = done.stdout.splitlines()
     assert "identity_service.auth.bearer" in loaded
     assert not [name for name in loaded if name == "limits" or name.startswith("limits.")]
+
+
+def test_a_refused_snippet_value_is_logged_not_answered(
+    raising_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The message quotes the refused value (a URL or setting from the host's code);
+    # a visitor of a page that failed to render learns only that it failed.
+    index = next(i for i, row in enumerate(ANSWERS) if isinstance(row[0], UnsafeSnippetError))
+    response = raising_app.test_client().post(f"/raise/{index}")
+    assert "CSP nonce refused" not in response.get_data(as_text=True)
+    assert "CSP nonce refused" in caplog.text

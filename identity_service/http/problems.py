@@ -68,7 +68,7 @@ def _domain(error: IdentityServiceError) -> Response:
     # Every kind of domain error states its own answer (errors.py); a 5xx one is
     # the operators' to fix, so its detail goes to the log as well.
     if error.status >= 500:
-        log.error("%s: %s", type(error).__name__, error.detail)
+        log.error("%s: %s", type(error).__name__, error)
     return problem_response(
         error.status, error.title, error.detail, error.slug, error.headers, error.members
     )
