@@ -23,6 +23,7 @@ from typing import Any, TypeVar, cast, get_args
 from urllib.parse import urlsplit
 
 from identity_service import naming
+from identity_service.auth.algorithms import IDP_ALGORITHMS
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.intercom_api.rules import REST_BASES
 from identity_service.ratelimit import parse_limit
@@ -58,11 +59,6 @@ CDA_SOFT_LIMIT = 250
 WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
 SESSION_SECRET_MIN_BYTES = 16
 INTERCOM_TOKEN_MIN_BYTES = 20  # Intercom access tokens are about 60 characters
-# Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
-# verification material forge tokens, the classic algorithm-confusion attack.
-IDP_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
 SESSION_DIGESTS = frozenset({"sha1", "sha256", "sha384", "sha512"})
 
 T = TypeVar("T")
