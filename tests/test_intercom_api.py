@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from identity_service.config import load_settings
-from identity_service.errors import ConfigError
-from identity_service.intercom_api.client import Clock, IntercomApiError, IntercomClient
+from identity_service.errors import ConfigError, IntercomApiError
+from identity_service.intercom_api.client import Clock, IntercomClient
 from tests.support.intercom_api import IntercomStandIn, intercom_stand_in
 from tests.support.leak_guard import LeakGuard
 from tests.support.processes import free_port
@@ -187,7 +187,8 @@ def test_every_request_sends_the_token_and_the_tested_version(
 def test_an_answer_without_messenger_writable_is_refused(tmp_path: Path) -> None:
     # The client sends 2.11; a proxy (or Intercom) answering as an older version must not
     # have its silence read as "protected".
-    from identity_service.intercom_api.models import IntercomResponseError, parse_list
+    from identity_service.errors import IntercomResponseError
+    from identity_service.intercom_api.models import parse_list
 
     with pytest.raises(IntercomResponseError, match="without messenger_writable"):
         parse_list({"type": "list", "data": [{

@@ -35,7 +35,11 @@ from typing import Any
 
 import httpcore
 
-from identity_service.errors import IdentityServiceError
+from identity_service.errors import (
+    IntercomApiError,
+    IntercomOutcomeUnknownError,
+    IntercomUnreachableError,
+)
 from identity_service.intercom_api.models import DataAttribute, parse_list
 from identity_service.intercom_api.rules import API_VERSION
 from identity_service.settings import IntercomApiSettings
@@ -43,23 +47,6 @@ from identity_service.settings import IntercomApiSettings
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a workspace's attribute list is a few hundred KiB
 FIRST_BACKOFF = 0.5  # seconds before the first retry after a 5xx or a timeout
 USER_AGENT = "identity-service (intercom check/sync)"
-
-
-class IntercomApiError(IdentityServiceError):
-    """A call to Intercom's REST API failed; `detail` says why and what to do."""
-
-    def __init__(self, detail: str, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(detail)
-        self.http_status = status  # Intercom's HTTP status, when it answered
-        self.code = code  # Intercom's error code (errors[0].code), when it sent one
-
-
-class IntercomUnreachableError(IntercomApiError):
-    """No answer: connection refused, name not resolved, TLS failure or deadline passed."""
-
-
-class IntercomOutcomeUnknownError(IntercomApiError):
-    """A change was sent and no answer came: Intercom may or may not have applied it."""
 
 
 @dataclass(frozen=True)

@@ -11,11 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from identity_service.errors import IdentityServiceError
-
-
-class IntercomResponseError(IdentityServiceError):
-    """Intercom answered, but not with the documented shape."""
+from identity_service.errors import IntercomResponseError
 
 
 @dataclass(frozen=True)
