@@ -23,7 +23,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from identity_service.errors import AttributeProblem, InvalidAttributesError
+from identity_service.errors import AttributeProblem, AttributeRule, InvalidAttributesError
 from identity_service.intercom import MAX_STRING_CHARS, AttributeType
 from identity_service.settings import AttributeSpec, OnInvalid
 from identity_service.text import is_unicode_text
@@ -40,7 +40,7 @@ AttributeValue = str | int | float | bool | None
 class Refusal:
     """Why a value cannot be signed: `kind` is the rule (a metric label), `reason` says it."""
 
-    kind: str
+    kind: AttributeRule
     reason: str
 
 

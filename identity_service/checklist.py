@@ -7,7 +7,11 @@ security"); this service cannot check either, so it spells them out.
 
 from __future__ import annotations
 
-from identity_service.intercom import MESSENGER_SECURITY_SETTINGS, TYPE_LABELS
+from identity_service.intercom import (
+    MESSENGER_SECURITY_SETTINGS,
+    PEOPLE_DATA_SETTINGS,
+    TYPE_LABELS,
+)
 from identity_service.settings import WorkspaceSettings
 
 
@@ -22,7 +26,7 @@ def admin_checklist(workspace: WorkspaceSettings) -> str:
     if custom:
         width = max(len(a.name) for a in custom)
         lines.append(
-            "  [ ] 1. Settings > Data > People > Create attribute, for each custom data\n"
+            f"  [ ] 1. {PEOPLE_DATA_SETTINGS} > Create attribute, for each custom data\n"
             "         attribute (exact names: case sensitive, cannot be renamed later):"
         )
         lines += [f"           {a.name:<{width}}  {TYPE_LABELS[a.type]}" for a in custom]

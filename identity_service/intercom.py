@@ -39,24 +39,18 @@ DEFAULT_REGION = "us"  # Intercom's own default, when a workspace names no regio
 REGIONS: Mapping[str, str] = {r.name: r.messenger_api_base for r in _REGIONS}
 # region -> the REST API host.
 REST_API_BASES: Mapping[str, str] = {r.name: r.rest_api_base for r in _REGIONS}
-
-
-def rest_api_base(messenger_api_base: str) -> str | None:
-    """The REST API host of the region whose Messenger host is `messenger_api_base`.
-
-    None for any other `api_base` (a local stand-in, a host Intercom adds later):
-    guessing a REST host from it could send an access token somewhere else.
-    """
-    for region in _REGIONS:
-        if region.messenger_api_base == messenger_api_base.rstrip("/"):
-            return region.rest_api_base
-    return None
+# The version sent in every REST request's Intercom-Version header, and tested against:
+# the first with `messenger_writable` on data attributes (the admin's "Prevent updates
+# via the Messenger"), and in which a CDA created through the API defaults to false.
+REST_API_VERSION = "2.11"
 
 
 WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
 # Where an Intercom admin finds the Messenger API secret and "Enforce messenger security"
 # (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
 MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
+# Where an admin finds (and creates) the contact attributes.
+PEOPLE_DATA_SETTINGS = "Settings > Data > People"
 
 # -- the Messenger token ------------------------------------------------------------
 
@@ -90,6 +84,14 @@ TYPE_LABELS: Mapping[AttributeType, str] = {
     "number": "Decimal number",
     "boolean": "True or false",
     "date": "Date",
+}
+# The same types as the REST API's `data_type` values.
+DATA_TYPES: Mapping[AttributeType, str] = {
+    "string": "string",
+    "integer": "integer",
+    "number": "float",
+    "boolean": "boolean",
+    "date": "date",
 }
 
 MAX_STRING_CHARS = 255  # characters (code points), not bytes

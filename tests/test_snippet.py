@@ -21,6 +21,7 @@ from identity_service import create_app
 from identity_service.auth import Identity
 from identity_service.checklist import admin_checklist
 from identity_service.cli import frontend as frontend_cli
+from identity_service.errors import UnsafeSnippetError
 from identity_service.frontend.embed import (
     embed_html,
     inline_script,
@@ -29,7 +30,6 @@ from identity_service.frontend.embed import (
     render_messenger_tag,
 )
 from identity_service.frontend.escaping import (
-    UnsafeSnippetError,
     check_nonce,
     check_script_url,
     inline_json,

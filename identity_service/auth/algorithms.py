@@ -3,6 +3,9 @@ type and curve each needs, and the digests a product's session cookie may be sig
 
 The loader, the bearer authenticator, the key parser and the security report
 all read these tables; none keeps a list of its own.
+
+Here rather than in the configuration loader, so that verifying a token does
+not import the loader (and, through it, the rate-limit library).
 """
 
 from __future__ import annotations

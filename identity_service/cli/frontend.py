@@ -17,7 +17,6 @@ from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import load_settings
 from identity_service.frontend.embed import ON_FAILURE, embed_html, inline_script, messenger_options
-from identity_service.frontend.escaping import UnsafeSnippetError
 from identity_service.frontend.lint import (
     protected_keys_from_config,
     scan_paths,
@@ -83,7 +82,7 @@ def snippet_command(
     on_failure: str,
 ) -> None:
     """Write the embed HTML and messenger.js, and print the integrity hash and admin checklist."""
-    with fail_clearly(other_errors=(UnsafeSnippetError,)):
+    with fail_clearly():  # an UnsafeSnippetError is a domain error: exit 1
         settings = load_settings(config_path)
         chosen = settings.workspace(workspace)
         config = MessengerConfig.for_workspace(chosen, token_url)

@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 from markupsafe import Markup
 
+from identity_service.errors import UnsafeSnippetError
 from identity_service.frontend.escaping import (
-    UnsafeSnippetError,
     check_nonce,
     check_script_url,
     html_attribute,

@@ -13,10 +13,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-
-class UnsafeSnippetError(ValueError):
-    """A value cannot be written into the page safely (bad nonce, URL or setting)."""
-
+from identity_service.errors import UnsafeSnippetError
 
 # A nonce goes into a double-quoted attribute unescaped only because it can
 # hold nothing but base64 / base64url characters (the rule intercom-rails uses).
