@@ -15,13 +15,19 @@ import click
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import load_settings
-from identity_service.frontend.lint import lint_paths, protected_keys_from_config
+from identity_service.frontend.eslint_config import flat_config
+from identity_service.frontend.lint import (
+    ALWAYS_PROTECTED,
+    lint_paths,
+    protected_keys_from_config,
+)
 from identity_service.frontend.lint_formats import (
     FORMATS,
     as_json,
     as_sarif,
     summary,
     text_lines,
+    tool_version,
 )
 from identity_service.frontend.snippet import (
     MODULE_NAME,
@@ -192,7 +198,28 @@ def lint_frontend_command(
         click.echo(f"OK: no protected key set in clear (protected: {protected}{suppressed})")
 
 
+@click.command("eslint-config")
+@config_option
+@click.option("--workspace", default=None, help="Only this workspace (default: every workspace).")
+@click.option("--protect", "extra", multiple=True, help="Another key to treat as protected.")
+def eslint_config_command(
+    config_path: str | None, workspace: str | None, extra: tuple[str, ...]
+) -> None:
+    """Print an ESLint flat config (an ES module) flagging protected keys set in clear.
+
+    Core ESLint's no-restricted-syntax, with selectors for the protected keys
+    of the configuration (as lint-frontend finds them; no secret is read).
+    Selectors cannot follow aliases, variables or spreads: lint-frontend stays
+    the CI gate; this gives the same rules in editors.
+    """
+    with fail_clearly(config_errors=(ValueError,)):
+        keys = protected_keys_from_config(config_path, workspace)
+    protected = tuple(dict.fromkeys((*ALWAYS_PROTECTED, *keys, *extra)))
+    click.echo(flat_config(protected, tool_version()), nl=False)
+
+
 def register(group: click.Group) -> None:
-    """Add `snippet` and `lint-frontend` to the `identity-service` command group."""
+    """Add `snippet`, `lint-frontend` and `eslint-config` to the `identity-service` group."""
     group.add_command(snippet_command)
     group.add_command(lint_frontend_command)
+    group.add_command(eslint_config_command)

@@ -26,8 +26,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from tree_sitter import Tree
-
 from identity_service.config import read_config
 from identity_service.frontend.findings import (
     PROTECTED_KEY,
@@ -36,10 +34,10 @@ from identity_service.frontend.findings import (
     Notice,
     Report,
 )
-from identity_service.frontend.messenger_calls import Program
+from identity_service.frontend.messenger_calls import COMMENTS, Program
 from identity_service.frontend.sources import SUFFIXES, Source, read_source, wanted
 from identity_service.frontend.suppressions import Comment, Suppression, read_suppression
-from identity_service.frontend.syntax import Positions, first_error, parse, walk
+from identity_service.frontend.syntax import Positions, first_error, parse
 
 __all__ = [
     "ALWAYS_PROTECTED",
@@ -91,7 +89,7 @@ def lint_source(original: bytes, path: str, protected: Iterable[str]) -> Report:
 
     report = Report(tuple(sorted(keys)))
     suppressions: list[Suppression] = []
-    for comment in _comments(source, trees, positions):
+    for comment in _comments(source, program, positions):
         made = read_suppression(comment, path)
         if isinstance(made, Suppression):
             suppressions.append(made)
@@ -148,14 +146,9 @@ def _markup_user_hash(source: Source) -> Iterator[tuple[int, int, str]]:
             yield at, match.end(), "the page's markup"
 
 
-def _comments(source: Source, trees: list[Tree], positions: Positions) -> Iterator[Comment]:
+def _comments(source: Source, program: Program, positions: Positions) -> Iterator[Comment]:
     """Every comment: JavaScript ones (from the trees), HTML and template comments."""
-    regions = [
-        (node.start_byte, node.end_byte)
-        for tree in trees
-        for node in walk(tree.root_node)
-        if node.type in {"comment", "html_comment"}
-    ]
+    regions = [(node.start_byte, node.end_byte) for node in program.nodes if node.type in COMMENTS]
     regions.extend(source.markup_comments)
     regions.extend(
         (a, b) for a, b in source.template_tags if source.original.startswith(_TEMPLATE_COMMENT, a)

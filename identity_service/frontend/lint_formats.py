@@ -31,7 +31,7 @@ SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 JSON_FORMAT_VERSION = 1
 
 
-def _version() -> str:
+def tool_version() -> str:
     try:
         return metadata.version("identity_service")
     except metadata.PackageNotFoundError:
@@ -86,7 +86,7 @@ def as_json(report: Report) -> str:
     """The report as one JSON document (format version 1)."""
     document = {
         "format_version": JSON_FORMAT_VERSION,
-        "tool": {"name": TOOL_NAME, "version": _version()},
+        "tool": {"name": TOOL_NAME, "version": tool_version()},
         "protected_keys": list(report.protected),
         "rules": [
             {"id": r.id, "title": r.title, "description": r.description, "level": r.level}
@@ -167,8 +167,8 @@ def as_sarif(report: Report, root: Path | None = None) -> str:
         "tool": {
             "driver": {
                 "name": TOOL_NAME,
-                "version": _version(),
-                "semanticVersion": _version(),
+                "version": tool_version(),
+                "semanticVersion": tool_version(),
                 "rules": rules,
             }
         },

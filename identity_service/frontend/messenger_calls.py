@@ -63,6 +63,16 @@ _WRAPPERS = frozenset(
 _FUNCTIONS = frozenset(
     {"arrow_function", "function_expression", "function", "function_declaration"}
 )
+_SINKS = frozenset(
+    {"call_expression", "assignment_expression", "augmented_assignment_expression",
+     "variable_declarator", "jsx_opening_element", "jsx_self_closing_element"}
+)  # fmt: skip
+_NAMES = frozenset(
+    {"identifier", "property_identifier", "shorthand_property_identifier",
+     "shorthand_property_identifier_pattern"}
+)  # fmt: skip
+COMMENTS = frozenset({"comment", "html_comment"})
+_KEPT = _SINKS | _NAMES | COMMENTS | {"import_statement", "function_declaration", "string"}
 _PASS_THROUGH = frozenset({"structuredClone", "freeze", "reactive", "toRaw"})
 _SDK_CONTEXT = {
     Role.SDK_INIT: "Intercom({...})",
@@ -123,15 +133,17 @@ class Program:
 
     def __init__(self, roots: Sequence[Node]) -> None:
         self.roots = roots
+        # Walked once, keeping only the nodes looked at again: making tree-sitter's Node
+        # objects is most of the cost, and holding all of them makes Python's GC crawl.
+        self.nodes = [node for root in roots for node in walk(root) if node.type in _KEPT]
         self.values: dict[str, list[Node]] = defaultdict(list)
         self.destructured: dict[str, list[tuple[Node, str]]] = defaultdict(list)
         self.imports: dict[str, Role] = {}
         self.member_writes: dict[str, list[tuple[str, Node, Node]]] = defaultdict(list)
         self.merges: dict[str, list[Node]] = defaultdict(list)
         self.functions: dict[str, list[Node]] = defaultdict(list)
-        for root in roots:
-            for node in walk(root):
-                self._index(node)
+        for node in self.nodes:
+            self._index(node)
 
     # -- the index ---------------------------------------------------------------------
 
@@ -291,13 +303,14 @@ class Program:
     def key_uses(self) -> Iterator[KeyUse]:
         """Every key page code sends to the Messenger, once per place it is written."""
         seen: set[tuple[int, str]] = set()
-        for root in self.roots:
-            for node in walk(root):
-                for use in self._sink(node):
-                    mark = (use.node.start_byte, use.key)
-                    if mark not in seen:
-                        seen.add(mark)
-                        yield use
+        for node in self.nodes:
+            if node.type not in _SINKS:
+                continue
+            for use in self._sink(node):
+                mark = (use.node.start_byte, use.key)
+                if mark not in seen:
+                    seen.add(mark)
+                    yield use
 
     def _sink(self, node: Node) -> Iterator[KeyUse]:
         kind = node.type
@@ -483,19 +496,16 @@ class Program:
 
     def user_hash_nodes(self) -> Iterator[Node]:
         """Every name, key or key string `user_hash` in the code (strings elsewhere are text)."""
-        names = {"identifier", "property_identifier", "shorthand_property_identifier",
-                 "shorthand_property_identifier_pattern"}  # fmt: skip
         key_parents = {"subscript_expression", "computed_property_name", "pair", "pair_pattern"}
-        for root in self.roots:
-            for node in walk(root):
+        for node in self.nodes:
+            if node.type in _NAMES:
+                if text(node) == "user_hash":
+                    yield node
+            elif node.type == "string" and string_value(node) == "user_hash":
                 parent = node.parent
-                as_name = node.type in names and text(node) == "user_hash"
-                as_key = (
-                    node.type == "string"
-                    and string_value(node) == "user_hash"
-                    and parent is not None
+                if (
+                    parent is not None
                     and parent.type in key_parents
                     and (parent.type != "pair" or parent.child_by_field_name("key") == node)
-                )
-                if as_name or as_key:
+                ):
                     yield node

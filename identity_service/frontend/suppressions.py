@@ -13,7 +13,6 @@ from dataclasses import dataclass
 
 from identity_service.frontend.findings import INVALID_SUPPRESSION, RULE_IDS, Finding
 
-MARK = "lint-frontend: ignore"
 _DIRECTIVE = re.compile(
     r"lint-frontend:\s*ignore\b(?:\[(?P<rules>[^\]]*)\])?(?P<reason>.*)", re.DOTALL
 )

@@ -9,7 +9,9 @@ of the page it is in.
 
 from __future__ import annotations
 
+import bisect
 import enum
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -51,7 +53,7 @@ class Positions:
     def __init__(self, source: bytes) -> None:
         self.source = source
         self.line_starts = [0]
-        self.line_starts.extend(i + 1 for i, byte in enumerate(source) if byte == 0x0A)
+        self.line_starts.extend(match.end() for match in re.finditer(b"\n", source))
 
     def point(self, offset: int) -> Point:
         """tree-sitter's (row, byte column) of a byte offset."""
@@ -65,25 +67,8 @@ class Positions:
         column = len(self.source[start:offset].decode("utf-8", errors="replace"))
         return row + 1, column + 1
 
-    def line_text(self, line: int) -> str:
-        """The text of a 1-based line, without its end of line."""
-        if not 1 <= line <= len(self.line_starts):
-            return ""
-        start = self.line_starts[line - 1]
-        end = self.source.find(b"\n", start)
-        return self.source[start : len(self.source) if end < 0 else end].decode(
-            "utf-8", errors="replace"
-        )
-
     def _row(self, offset: int) -> int:
-        low, high = 0, len(self.line_starts) - 1
-        while low < high:  # the last line start <= offset
-            middle = (low + high + 1) // 2
-            if self.line_starts[middle] <= offset:
-                low = middle
-            else:
-                high = middle - 1
-        return low
+        return bisect.bisect_right(self.line_starts, offset) - 1
 
 
 def parse(source: bytes, span: Span, positions: Positions) -> Tree:
@@ -105,11 +90,21 @@ def text(node: Node | None) -> str:
 
 def walk(root: Node) -> Iterator[Node]:
     """Every node under `root` (included), in source order."""
-    stack = [root]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(reversed(node.children))
+    # A cursor, not `node.children`: it visits each node once, in C.
+    cursor = root.walk()
+    while True:
+        node = cursor.node
+        if node is not None:
+            yield node
+        if cursor.goto_first_child() or cursor.goto_next_sibling():
+            continue
+        while cursor.goto_parent():
+            if cursor.node == root:
+                return
+            if cursor.goto_next_sibling():
+                break
+        else:
+            return
 
 
 def first_error(root: Node) -> Node | None:
