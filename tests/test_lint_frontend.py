@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from identity_service.cli import frontend as frontend_cli
 from identity_service.frontend.lint import (
     ALWAYS_PROTECTED,
+    lint_source,
     protected_keys_from_config,
     scan_paths,
     scan_text,
@@ -284,7 +285,7 @@ def test_sarif_output_is_valid_sarif_2_1_0_with_rules_and_suppressions(
     assert result.exit_code == 1
     log = json.loads(result.stdout)
     schema = sarif_schema()
-    assert schema["id"].endswith("sarif-schema-2.1.0.json")  # type: ignore[union-attr]
+    assert str(schema["id"]).endswith("sarif-schema-2.1.0.json")
     errors = sorted(Draft4Validator(schema).iter_errors(log), key=str)
     assert errors == []
     (run,) = log["runs"]
@@ -385,3 +386,11 @@ def test_walked_directories_include_templates_and_skip_type_declarations(tmp_pat
     })  # fmt: skip
     found = sorted(Path(f.path).name for f in scan_paths([tmp_path], KEYS))
     assert found == ["App.svelte", "base.jinja", "layout.html.erb"]
+
+
+def test_an_expression_too_deep_to_follow_is_a_notice_not_a_crash() -> None:
+    deep = " || ".join(["{plan: 1}"] * 5000)
+    source = f"Intercom('update', {{email}});\nIntercom('update', {deep});\n"
+    report = lint_source(source.encode(), "deep.js", KEYS)
+    assert [(f.line, f.key) for f in report.findings][:1] == [(1, "email")]
+    assert [(n.line, "too deeply nested" in n.message) for n in report.notices] == [(2, True)]

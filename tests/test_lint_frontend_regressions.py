@@ -57,6 +57,11 @@ INSECURE: dict[str, Row] = {
         "var w = window; var ic = w.Intercom.bind(w);\nlet call = ic;\ncall('boot', {email});",
         [(3, "email", P)],
     ),
+    "alias-with-fallback": (
+        "a.js",
+        "const ic = window.Intercom || function () {};\nic('update', {email});",
+        [(2, "email", P)],
+    ),
     "alias-of-settings": (
         "a.js",
         "const s = window.intercomSettings;\ns.user_id = id;\ns['plan'] = p;",

@@ -101,6 +101,10 @@ def lint_source(original: bytes, path: str, protected: Iterable[str]) -> Report:
             report.findings.append(finding)
         else:
             report.suppressed.append(_suppressed(finding, cover.reason))
+    deep = "an expression too deeply nested to follow: keys in it may be missed"
+    for node in program.too_deep:
+        line, column = positions.line_column(node.start_byte)
+        report.notices.append(Notice(path, line, column, deep))
     for tree in trees:
         error = first_error(tree.root_node)
         if error is not None:

@@ -55,7 +55,7 @@ class KeyUse:
     context: str
 
 
-# Expressions that stand for their first named child.
+# Expressions that stand for the value they wrap (see `_unwrap`).
 _WRAPPERS = frozenset(
     {"parenthesized_expression", "as_expression", "satisfies_expression", "non_null_expression",
      "type_assertion", "await_expression"}
@@ -142,6 +142,7 @@ class Program:
         self.member_writes: dict[str, list[tuple[str, Node, Node]]] = defaultdict(list)
         self.merges: dict[str, list[Node]] = defaultdict(list)
         self.functions: dict[str, list[Node]] = defaultdict(list)
+        self.too_deep: list[Node] = []  # sinks whose value was too deeply nested to follow
         for node in self.nodes:
             self._index(node)
 
@@ -227,6 +228,14 @@ class Program:
         member = _member_name(node)
         if member is not None:
             return self._member_role(self.role(member[0], seen), member[1])
+        if node.type in {"binary_expression", "ternary_expression"}:
+            # `window.Intercom || noop`, `ready ? window.Intercom : queue`
+            sides = ("left", "right", "consequence", "alternative")
+            for side in (node.child_by_field_name(name) for name in sides):
+                role = self.role(side, seen) if side is not None else None
+                if role is not None:
+                    return role
+            return None
         if node.type == "call_expression":
             callee = node.child_by_field_name("function")
             args = arguments(node)
@@ -306,11 +315,14 @@ class Program:
         for node in self.nodes:
             if node.type not in _SINKS:
                 continue
-            for use in self._sink(node):
-                mark = (use.node.start_byte, use.key)
-                if mark not in seen:
-                    seen.add(mark)
-                    yield use
+            try:
+                for use in self._sink(node):
+                    mark = (use.node.start_byte, use.key)
+                    if mark not in seen:
+                        seen.add(mark)
+                        yield use
+            except RecursionError:  # `a || a || ...` thousands deep: say so, go on
+                self.too_deep.append(node)
 
     def _sink(self, node: Node) -> Iterator[KeyUse]:
         kind = node.type
