@@ -174,6 +174,16 @@ INSECURE: dict[str, Row] = {
         "const attrs = { teammates: 3 };",
         [(4, "user_hash", H), (6, "teammates", P)],
     ),
+    "react-use-intercom-hook-behind-a-flag": (
+        "useSupport.ts",
+        "import { useIntercom as useLib } from 'react-use-intercom';\n"
+        "const useSupport = enabled ? useLib : () => ({ boot: noop });\n"
+        "export function useBootSupport(user: User) {\n"
+        "  const support = useSupport();\n"
+        "  support.boot({ email: user.email, userHash: user.hash, intercomUserJwt: user.jwt });\n"
+        "}",
+        [(5, "email", P), (5, "user_hash", H)],
+    ),
     "react-use-intercom-provider": (
         "App.tsx",
         "import { IntercomProvider } from 'react-use-intercom';\n"
