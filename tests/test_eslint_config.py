@@ -77,13 +77,14 @@ def _cli() -> click.Group:
 
 
 @pytest.fixture(scope="module")
-def eslint(request: pytest.FixtureRequest) -> Path:
+def eslint(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The path of a real ESLint binary, installed from the npm registry (cached)."""
     npm = shutil.which("npm")
     if npm is None:
         pytest.skip("npm is not installed (CI installs it)")
-    assert request.config.cache is not None
-    root = request.config.cache.mkdir(f"eslint-{ESLINT_VERSION}")
+    folder = f"eslint-{ESLINT_VERSION}"
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
+    root = cache.mkdir(folder) if cache is not None else tmp_path_factory.mktemp(folder)
     binary = root / "node_modules" / ".bin" / "eslint"
     if not binary.exists():
         subprocess.run(
