@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings
+from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings, read_settings
 from identity_service.demo import idp
 from identity_service.errors import ConfigError
 from identity_service.settings import REGIONS, BearerAuthSettings
@@ -52,6 +52,11 @@ id_column = "id"
 PROFILE_WITHOUT_ID_COLUMN = """[workspaces.eu.profile]
 url = "sqlite:///:memory:"
 query = "SELECT plan FROM users WHERE id = :user_id"
+"""
+MYSQL_PROFILE = """[workspaces.eu.profile]
+url = "mysql://db/pete"
+query = "SELECT id FROM users WHERE id = :user_id"
+id_column = "id"
 """
 THREE_GOOD = attribute("plan") + attribute("teammates", "integer") + attribute("beta", "boolean")
 
@@ -605,3 +610,68 @@ def test_the_bundled_example_loads_with_an_empty_environment(
     again = load_settings(None, {INSTANCE_ENV: str(instance)})
     assert again.workspace(None).secret.get() == secret  # reused, not regenerated
     assert sorted(instance.iterdir()) == created
+
+
+# -- reading the file, then resolving its secrets ---------------------------------------------
+
+
+def test_reading_the_settings_reads_no_secret_and_writes_nothing(
+    write_config: WriteConfig, instance_path: Path
+) -> None:
+    text = (
+        workspace(secret_env='"NOT_SET_IN_CI"')
+        + SESSION_AUTH.replace(f'secret_env = "{ENV}"', "secret_dev = true")
+        + 'fallback_secret_files = ["missing.secret"]\n'
+    )
+    path = write_config(text)
+    settings = read_settings(path, {INSTANCE_ENV: str(instance_path)})
+    (method,) = settings.workspace(None).auth
+    assert settings.workspace(None).secret.reference == "NOT_SET_IN_CI"
+    assert method.secret.kind == "dev"
+    assert not instance_path.exists()
+    # The runtime's step reads each secret, and reports each at its key with the fix.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {INSTANCE_ENV: str(instance_path)})
+    assert [p.path for p in caught.value.problems] == [
+        "workspaces.eu.secret_env",
+        "workspaces.eu.auth[0].fallback_secret_files",
+    ]
+    assert "NOT_SET_IN_CI is not set; export it" in caught.value.problems[0].message
+    assert not instance_path.exists()  # a development secret is made where it is used
+
+
+def test_loading_makes_the_development_secrets_only_when_asked(
+    write_config: WriteConfig, instance_path: Path
+) -> None:
+    path = write_config(workspace(drop=("secret_env",), secret_dev="true"))
+    environ = {INSTANCE_ENV: str(instance_path)}
+    load_settings(path, environ)
+    assert not instance_path.exists()
+    settings = load_settings(path, environ, generate_dev_secrets=True)
+    assert (instance_path / "dev-workspaces-eu.secret").read_bytes() == (
+        settings.workspace(None).secret.get()
+    )
+
+
+def test_a_key_file_without_a_usable_key_and_an_unsupported_database_are_loader_problems(
+    tmp_path: Path, write_config: WriteConfig, environ: dict[str, str]
+) -> None:
+    """Found by reading the file, with every other problem: nothing is built to find them."""
+    (tmp_path / "idp.pem").write_text("not a key\n")
+    text = (
+        workspace(token_lifetime="30")
+        + '[[workspaces.eu.auth]]\nmethod = "bearer"\nissuer = "https://idp.example/"\n'
+        + 'audience = "identity"\nalgorithms = ["RS256"]\nkey_file = "idp.pem"\n'
+        + MYSQL_PROFILE
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_settings(write_config(text), environ)
+    assert [(p.path, p.message.split(":")[0]) for p in caught.value.problems] == [
+        ("workspaces.eu.token_lifetime", "must be between 60 and 86400 seconds, got 30"),
+        (
+            "workspaces.eu.auth[0].key_file",
+            f"cannot use {tmp_path / 'idp.pem'} as the IdP's public key",
+        ),
+        ("workspaces.eu.profile", "profile url"),
+    ]
+    assert "'mysql' is not supported" in caught.value.problems[2].message
