@@ -33,9 +33,9 @@ from identity_service.schema import default, field_rule, is_key, profile_backend
 from identity_service.secrets import SecretSource
 from identity_service.secrets import resolve as resolve_secrets
 from identity_service.settings import (
+    DEFAULT_REGION,
     DEMO_IDP_ISSUER,
     REGIONS,
-    SECRET_KEYS,
     STANDARD_ATTRIBUTES,
     WORKSPACE_KEY_PATTERN,
     AttributeSpec,
@@ -318,33 +318,45 @@ class _Loader:
         path = Path(raw).expanduser()
         return path if path.is_absolute() else self.base / path
 
-    def secret(self, table: Mapping[str, Any], owner: type, what: str) -> SecretSource | None:
-        """Exactly one of `secret_env`, `secret_file`, `secret_dev = true`: where, never what."""
-        min_bytes = field_rule(_field(owner, "secret")).min_bytes
-        keys = [k for k in SECRET_KEYS if k in table]
+    def secret(
+        self, table: Mapping[str, Any], owner: type, name: str, what: str
+    ) -> SecretSource | None:
+        """Where the secret of field `name` comes from: exactly one of its keys, never its value.
+
+        Its keys (`secret_env`, `secret_file`, `secret_dev`) and fewest bytes are the
+        field's rule; a field with a default (None) may also be left out.
+        """
+        spec = _field(owner, name)
+        check, optional = field_rule(spec), default(spec) is not MISSING
+        options = check.keys or ()
+        keys = [k for k in options if k in table]
+        if not keys and optional:
+            return None
         if len(keys) != 1:
             found = "none" if not keys else " and ".join(keys)
             self.problem(
                 None,
-                "set exactly one of secret_env (an environment variable name), "
-                "secret_file (a file path) or secret_dev = true (development only); "
-                f"found {found}. Secrets are never written in this file",
+                f"set exactly one of {_secret_options(options)}; found {found}. "
+                "Secrets are never written in this file",
             )
             return None
         key, raw = keys[0], table[keys[0]]
-        if key == "secret_dev":
+        if key.endswith("_dev"):
             if raw is not True:
-                self.problem(key, "can only be true; use secret_env or secret_file instead")
+                others = " or ".join(k for k in options if not k.endswith("_dev"))
+                self.problem(key, f"can only be true; use {others} instead")
                 return None
-            slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here()).strip("-")
-            return self.named(SecretSource("dev", str(self.instance / f"dev-{slug}.secret"),
-                                           what, min_bytes), key)  # fmt: skip
+            # The Messenger secret keeps the file name it always had: dev-workspaces-eu.secret.
+            slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here(None if name == "secret" else name))
+            dev = str(self.instance / f"dev-{slug.strip('-')}.secret")
+            return self.named(SecretSource("dev", dev, what, check.min_bytes), key)
         if not isinstance(raw, str) or not raw:
             self.problem(key, "must be a non-empty string")
             return None
-        if key == "secret_env":
-            return self.named(SecretSource("env", raw, what, min_bytes), key)
-        return self.named(SecretSource("file", str(self.file_path(raw)), what, min_bytes), key)
+        if key.endswith("_env"):
+            return self.named(SecretSource("env", raw, what, check.min_bytes), key)
+        path = str(self.file_path(raw))
+        return self.named(SecretSource("file", path, what, check.min_bytes), key)
 
     def named(self, source: SecretSource, key: str) -> SecretSource:
         """The secret, told the key that names it and kept for the runtime to resolve."""
@@ -428,7 +440,9 @@ class _Loader:
             },
         )
         api_base, region = self.api_base(table)
-        secret = self.secret(table, WorkspaceSettings, f"workspaces.{key} Messenger secret")
+        secret = self.secret(
+            table, WorkspaceSettings, "secret", f"workspaces.{key} Messenger secret"
+        )
         attributes = self.attributes(table.get("attributes", []))
         raw_auth = table.get("auth", [])
         if isinstance(raw_auth, list) and any(
@@ -472,12 +486,12 @@ class _Loader:
         if "api_base" in table:
             base = self.value(table, _field(WorkspaceSettings, "api_base"), str)
             return base.rstrip("/"), None
-        region = self.typed("region", table.get("region", "us"), str)
+        region = self.typed("region", table.get("region", DEFAULT_REGION), str)
         if region is _MISSING:
-            return REGIONS["us"], None
+            return REGIONS[DEFAULT_REGION], None
         if region not in REGIONS:
             self.problem("region", f"must be one of {sorted(REGIONS)}, or set api_base instead")
-            return REGIONS["us"], region
+            return REGIONS[DEFAULT_REGION], region
         return REGIONS[region], region
 
     def attributes(self, raw: Any) -> tuple[AttributeSpec, ...]:
@@ -595,7 +609,7 @@ class _Loader:
             item, SessionAuthSettings, skip={"method", "secret", "fallback_secrets"}
         )
         what = f"{self.here()} session key"
-        secret = self.secret(item, SessionAuthSettings, what)
+        secret = self.secret(item, SessionAuthSettings, "secret", what)
         min_bytes = field_rule(_field(SessionAuthSettings, "fallback_secrets")).min_bytes
         fallbacks: list[SecretSource] = []
         for name in self.strings(item, "fallback_secret_envs"):
@@ -654,6 +668,14 @@ def _part(key: str | int) -> str:
     if isinstance(key, int):
         return f"[{key}]"
     return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _secret_options(keys: tuple[str, ...]) -> str:
+    """'secret_env (an environment variable name), secret_file (a file path) or ...'."""
+    said = {"_env": "(an environment variable name)", "_file": "(a file path)",
+            "_dev": "= true (development only)"}  # fmt: skip
+    named = [f"{k} {said[k[k.rindex('_') :]]}" for k in keys]
+    return ", ".join(named[:-1]) + f" or {named[-1]}" if len(named) > 1 else "".join(named)
 
 
 def _required(kind: Any) -> Any:

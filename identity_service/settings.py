@@ -9,6 +9,7 @@ Nothing here reads files or the environment.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -163,6 +164,10 @@ class ProfileSettings:
         return round(self.timeout + DEADLINE_GRACE, 3)
 
 
+# The region of a workspace that sets neither region nor api_base.
+DEFAULT_REGION = "us"
+
+
 @dataclass(frozen=True)
 class WorkspaceSettings:
     """One Intercom app (workspace) we mint Messenger tokens for."""
@@ -171,7 +176,7 @@ class WorkspaceSettings:
     app_id: str = field(metadata=rule(check=schema.app_id))
     api_base: str = field(metadata=rule(check=schema.https_url))  # else the region's
     secret: SecretSource = field(metadata=rule(keys=SECRET_KEYS, min_bytes=32))
-    region: str | None = None  # a key of REGIONS; "us" when api_base is not set either
+    region: str | None = None  # a key of REGIONS (DEFAULT_REGION), None with an api_base
     token_lifetime: int = field(default=3600, metadata=rule(MIN_LIFETIME, MAX_LIFETIME, "seconds"))
     on_invalid: OnInvalid = "drop"
     attributes: tuple[AttributeSpec, ...] = ()
@@ -229,13 +234,12 @@ class Settings:
     warnings: tuple[str, ...] = field(default=(), metadata=NOT_A_KEY)
 
     def secrets(self) -> Iterator[SecretSource]:
-        """Every secret the settings name: Messenger secrets, session keys and their fallbacks."""
-        for workspace in self.workspaces.values():
-            yield workspace.secret
-            for method in workspace.auth:
-                if isinstance(method, SessionAuthSettings):
-                    yield method.secret
-                    yield from method.fallback_secrets
+        """Every secret the settings name: Messenger secrets, session keys and their fallbacks.
+
+        Found by type, in field order, so a secret field added to any settings
+        class is resolved and refreshed with the others.
+        """
+        return _secrets_in(tuple(self.workspaces.values()))
 
     def workspace(self, key: str | None) -> WorkspaceSettings:
         """The named workspace, or the default one when `key` is None."""
@@ -248,3 +252,14 @@ class Settings:
             if re.fullmatch(WORKSPACE_KEY_PATTERN, chosen) is None:
                 raise UnknownWorkspaceError("no workspace by that name is configured") from None
             raise UnknownWorkspaceError(f"no workspace named {chosen!r} is configured") from None
+
+
+def _secrets_in(value: object) -> Iterator[SecretSource]:
+    if isinstance(value, SecretSource):
+        yield value
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _secrets_in(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for spec in dataclasses.fields(value):
+            yield from _secrets_in(getattr(value, spec.name))

@@ -675,3 +675,29 @@ def test_a_key_file_without_a_usable_key_and_an_unsupported_database_are_loader_
         ("workspaces.eu.profile", "profile url"),
     ]
     assert "'mysql' is not supported" in caught.value.problems[2].message
+
+
+def test_the_settings_name_every_secret_at_its_key(
+    tmp_path: Path, write_config: WriteConfig, environ: dict[str, str]
+) -> None:
+    """What the runtime resolves at start and re-reads before each fork (LastGoodConfig)."""
+    for name in ("old-1.secret", "old-2.secret"):
+        (tmp_path / name).write_text("o" * 16)
+    text = (
+        workspace()
+        + SESSION_AUTH
+        + 'fallback_secret_envs = ["OLD_SESSION_KEY"]\n'
+        + 'fallback_secret_files = ["old-1.secret", "old-2.secret"]\n'
+        + workspace("us", region='"us"')
+    )
+    path = write_config('default_workspace = "eu"\n' + text)
+    settings = load_settings(path, {**environ, "OLD_SESSION_KEY": "k" * 16})
+    assert [(s.key, s.kind, s.on_refused) for s in settings.secrets()] == [
+        ("workspaces.eu.secret_env", "env", "keep"),
+        ("workspaces.eu.auth[0].secret_env", "env", "keep"),
+        ("workspaces.eu.auth[0].fallback_secret_envs", "env", "revoke"),
+        ("workspaces.eu.auth[0].fallback_secret_files", "file", "revoke"),
+        ("workspaces.eu.auth[0].fallback_secret_files", "file", "revoke"),
+        ("workspaces.us.secret_env", "env", "keep"),
+    ]
+    assert [s.min_bytes for s in settings.secrets()] == [32, 16, 16, 16, 16, 32]
