@@ -19,7 +19,7 @@ from typing import Any
 
 from marshmallow import ValidationError, fields
 
-from identity_service.errors import AttributeProblem, InvalidAttributesError
+from identity_service.errors import AttributeProblem, AttributeRule, InvalidAttributesError
 from identity_service.settings import AttributeSpec, OnInvalid
 from identity_service.text import is_unicode_text
 
@@ -48,10 +48,20 @@ class _IntercomField(fields.Field[Any]):
         # tests/test_attributes.py holds this to marshmallow's own path.
         return self._deserialize(value, attr, data, **kwargs)
 
-    def make_error(self, key: str, **kwargs: Any) -> ValidationError:
-        error = super().make_error(key, **kwargs)
-        error.kind = key  # type: ignore[attr-defined]  # the message key, as a metric label
-        return error
+    def refuse(self, rule: AttributeRule, **kwargs: Any) -> _RuleError:
+        """The error for a value that breaks `rule`: the field's message for it, and the rule."""
+        return _RuleError(self.make_error(rule, **kwargs).messages, rule)
+
+
+class _RuleError(ValidationError):
+    """A value broke one of Intercom's rules; `rule` is the metric label naming it.
+
+    Never leaves this module: `AttributePolicy.clean` turns it into an AttributeProblem.
+    """
+
+    def __init__(self, messages: Any, rule: AttributeRule) -> None:
+        super().__init__(messages)
+        self.rule: AttributeRule = rule
 
 
 class _StrictString(_IntercomField):
@@ -63,12 +73,12 @@ class _StrictString(_IntercomField):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if not isinstance(value, str):
-            raise self.make_error("type", kind=_kind(value))
+            raise self.refuse("type", kind=_kind(value))
         if len(value) > MAX_STRING_CHARS:  # characters (code points), not bytes
-            raise self.make_error("length", length=len(value))
+            raise self.refuse("length", length=len(value))
         if not is_unicode_text(value):
             # json.loads accepts "\ud800"; it would pass here and crash the UTF-8 signing step.
-            raise self.make_error("unicode")
+            raise self.refuse("unicode")
         return value
 
 
@@ -83,9 +93,9 @@ class _StrictInteger(_IntercomField):
         if isinstance(value, float) and value.is_integer() and abs(value) <= MAX_SAFE_INTEGER:
             value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
-            raise self.make_error("type", kind=_kind(value))
+            raise self.refuse("type", kind=_kind(value))
         if abs(value) > MAX_SAFE_INTEGER:
-            raise self.make_error("range")
+            raise self.refuse("range")
         return value
 
 
@@ -99,11 +109,11 @@ class _StrictNumber(_IntercomField):
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float | int:
         value = _from_decimal(value)
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self.make_error("type", kind=_kind(value))
+            raise self.refuse("type", kind=_kind(value))
         if isinstance(value, float) and not math.isfinite(value):
-            raise self.make_error("finite")
+            raise self.refuse("finite")
         if isinstance(value, int) and abs(value) > MAX_SAFE_INTEGER:
-            raise self.make_error("range")
+            raise self.refuse("range")
         # A driver's float subclass (numpy.float64...) becomes a plain float,
         # which every JSON encoder writes the same way.
         return float(value) if isinstance(value, float) else value
@@ -126,7 +136,7 @@ class _StrictBoolean(_IntercomField):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
         if not isinstance(value, bool):  # "yes", 1 and "true" are data bugs, not booleans
-            raise self.make_error("type", kind=_kind(value))
+            raise self.refuse("type", kind=_kind(value))
         return value
 
 
@@ -142,7 +152,7 @@ class _UnixSeconds(_IntercomField):
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
         if isinstance(value, bool):
-            raise self.make_error("type", kind=_kind(value))
+            raise self.refuse("type", kind=_kind(value))
         if isinstance(value, datetime):
             return self._check(_datetime_seconds(value), parsed=True)
         if isinstance(value, date):
@@ -153,22 +163,22 @@ class _UnixSeconds(_IntercomField):
             try:
                 parsed = datetime.fromisoformat(text.replace("Z", "+00:00", 1))
             except ValueError:
-                raise self.make_error("iso") from None
+                raise self.refuse("iso") from None
             return self._check(_datetime_seconds(parsed), parsed=True)
         if isinstance(value, float):
             if not math.isfinite(value):
-                raise self.make_error("finite")
+                raise self.refuse("finite")
             return self._check(int(value))
         if isinstance(value, int):
             return self._check(value)
-        raise self.make_error("type", kind=_kind(value))
+        raise self.refuse("type", kind=_kind(value))
 
     def _check(self, seconds: int, *, parsed: bool = False) -> int:
         if seconds >= MILLISECONDS_THRESHOLD:
             # Only a bare number can be milliseconds; a real date this far out is just wrong.
-            raise self.make_error("future" if parsed else "millis")
+            raise self.refuse("future" if parsed else "millis")
         if seconds < 0:
-            raise self.make_error("negative")
+            raise self.refuse("negative")
         return seconds
 
 
@@ -230,9 +240,8 @@ class AttributePolicy:
                 continue
             try:
                 values[name] = field.deserialize(raw[name])
-            except ValidationError as exc:
-                kind = str(getattr(exc, "kind", "invalid"))
-                problems.append(AttributeProblem(name, "; ".join(_flatten(exc.messages)), kind))
+            except _RuleError as exc:  # every refusal of these fields names its rule
+                problems.append(AttributeProblem(name, "; ".join(_flatten(exc.messages)), exc.rule))
         problems.sort(key=lambda p: p.name)
         if problems and self.on_invalid == "reject":
             raise InvalidAttributesError(problems)

@@ -28,7 +28,9 @@ from types import UnionType
 from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
 from identity_service import naming
+from identity_service.auth.algorithms import IDP_ALGORITHMS
 from identity_service.errors import ConfigError, ConfigProblem
+from identity_service.intercom_api.rules import REST_BASES
 from identity_service.schema import default, field_rule, is_key, profile_backend, toml_keys
 from identity_service.secrets import SecretSource
 from identity_service.secrets import resolve as resolve_secrets
@@ -41,6 +43,7 @@ from identity_service.settings import (
     AttributeSpec,
     AuthSettings,
     BearerAuthSettings,
+    IntercomApiSettings,
     ProfileSettings,
     RateLimitSettings,
     ServiceSettings,
@@ -53,11 +56,6 @@ CONFIG_ENV = "IDENTITY_SERVICE_CONFIG"
 INSTANCE_ENV = "IDENTITY_SERVICE_INSTANCE"
 CDA_SOFT_LIMIT = 250
 WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
-# Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
-# verification material forge tokens, the classic algorithm-confusion attack.
-IDP_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
 
 _MISSING = object()
 
@@ -437,6 +435,7 @@ class _Loader:
                 "auth",
                 "profile",
                 "user_id_pattern",
+                "intercom_api",
             },
         )
         api_base, region = self.api_base(table)
@@ -456,6 +455,11 @@ class _Loader:
         if profile_table is not None:
             with self.at("profile"):
                 profile = self.profile(profile_table)
+        intercom_table = self.table(table, "intercom_api")
+        intercom_api = None
+        if intercom_table is not None:
+            with self.at("intercom_api"):
+                intercom_api = self.intercom_api(intercom_table, region)
         if secret is None:
             return None
         return WorkspaceSettings(
@@ -468,6 +472,7 @@ class _Loader:
             auth=auth,
             profile=profile,
             user_id_pattern=user_id_pattern,
+            intercom_api=intercom_api,
         )
 
     def pattern(self, table: Mapping[str, Any], key: str) -> re.Pattern[str] | None:
@@ -493,6 +498,38 @@ class _Loader:
             self.problem("region", f"must be one of {sorted(REGIONS)}, or set api_base instead")
             return REGIONS[DEFAULT_REGION], region
         return REGIONS[region], region
+
+    def intercom_api(
+        self, table: Mapping[str, Any], region: str | None
+    ) -> IntercomApiSettings | None:
+        """[workspaces.<name>.intercom_api]: the REST access token for `intercom check`/`sync`."""
+        self.only_keys(table, IntercomApiSettings)
+        found = self.values(table, IntercomApiSettings, skip={"token", "rest_base"})
+        token = None
+        if "secret_dev" in table or not ({"secret_env", "secret_file"} & set(table)):
+            self.problem(
+                None,
+                "set secret_env (an environment variable name) or secret_file (a file path) "
+                "holding an Intercom access token (Developer Hub > your app > Authentication); "
+                "a development secret cannot stand in for one",
+            )
+        else:
+            token = self.secret(table, IntercomApiSettings, "token", f"{self.here()} access token")
+        if "rest_base" in table:
+            rest_base = self.value(table, _field(IntercomApiSettings, "rest_base"), str)
+            rest_base = rest_base.rstrip("/")
+        elif region is not None and region in REST_BASES:
+            rest_base = REST_BASES[region]
+        else:
+            rest_base = ""
+            self.problem(
+                "rest_base",
+                "is required when the workspace sets api_base instead of region: name "
+                f"Intercom's REST host ({', '.join(REST_BASES.values())})",
+            )
+        if token is None:
+            return None
+        return IntercomApiSettings(**found, token=token, rest_base=rest_base)
 
     def attributes(self, raw: Any) -> tuple[AttributeSpec, ...]:
         if not isinstance(raw, list):

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.engine import make_url
 
-from identity_service.config import IDP_ALGORITHMS
+from identity_service.auth.algorithms import IDP_ALGORITHMS
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
     MESSENGER_SECURITY_SETTINGS,

@@ -169,6 +169,27 @@ DEFAULT_REGION = "us"
 
 
 @dataclass(frozen=True)
+class IntercomApiSettings:
+    """Access to the workspace's Intercom REST API, for `intercom check` and `intercom sync`.
+
+    Optional: without it nothing reaches Intercom's REST API. The token only
+    ever goes into the Authorization header of requests to `rest_base`.
+    """
+
+    # Never a development secret: Intercom would not know it. Access tokens are ~60 characters.
+    token: SecretSource = field(metadata=rule(keys=("secret_env", "secret_file"), min_bytes=20))
+    # The region's REST host (intercom_api/rules.py), or the configured one.
+    rest_base: str = field(metadata=rule(check=schema.https_url))
+    # Seconds one request may take in all (connect, send, answer).
+    timeout: float = field(default=10.0, metadata=rule(0.5, 60, "seconds"))
+    connect_timeout: float = field(default=3.0, metadata=rule(0.1, 30, "seconds"))
+    # Further attempts after a 429, a 5xx or a timeout (idempotent calls).
+    retries: int = field(default=3, metadata=rule(0, 10, "retries"))
+    # Longest wait before one retry (a later rate-limit reset fails).
+    max_retry_wait: float = field(default=30.0, metadata=rule(0, 300, "seconds"))
+
+
+@dataclass(frozen=True)
 class WorkspaceSettings:
     """One Intercom app (workspace) we mint Messenger tokens for."""
 
@@ -183,6 +204,7 @@ class WorkspaceSettings:
     auth: tuple[AuthSettings, ...] = ()
     profile: ProfileSettings | None = None
     user_id_pattern: Pattern[str] | None = None  # every user id must fully match it
+    intercom_api: IntercomApiSettings | None = None
 
     @property
     def custom_attributes(self) -> tuple[AttributeSpec, ...]:

@@ -20,10 +20,10 @@ from hypothesis import strategies as st
 from identity_service import create_app
 from identity_service.auth import Identity
 from identity_service.cli import frontend as frontend_cli
+from identity_service.errors import UnsafeSnippetError
 from identity_service.frontend.snippet import (
     MODULE_FOOTER,
     MessengerConfig,
-    UnsafeSnippetError,
     admin_checklist,
     check_nonce,
     check_script_url,

@@ -31,8 +31,8 @@ from typing import Any
 import jwt
 
 from identity_service.auth import Identity, Method, RequestView
+from identity_service.auth.algorithms import IDP_ALGORITHMS
 from identity_service.auth.jwks import KeySet, KeySource, TrustedKey, key_source, load_json_object
-from identity_service.config import IDP_ALGORITHMS
 from identity_service.errors import AuthenticationError
 from identity_service.settings import BearerAuthSettings
 

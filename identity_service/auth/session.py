@@ -28,7 +28,7 @@ from uuid import UUID
 from itsdangerous import BadPayload, BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from identity_service.auth import Identity, Method, RequestView
-from identity_service.errors import AuthenticationError, ForbiddenOriginError
+from identity_service.errors import AuthenticationError, AuthReason, ForbiddenOriginError
 from identity_service.settings import SessionAuthSettings, SessionDigest
 
 # Spelled out even where equal to Flask's defaults: these decide whether a
@@ -183,7 +183,7 @@ class _TimestampSigner(TimestampSigner):
             return _FAR_FUTURE
 
 
-def _fail(reason: str, detail: str) -> AuthenticationError:
+def _fail(reason: AuthReason, detail: str) -> AuthenticationError:
     return AuthenticationError(reason, detail, methods=_METHODS)
 
 

@@ -25,7 +25,6 @@ from identity_service.frontend.snippet import (
     SCRIPT_NAME,
     SCRIPT_PATH,
     MessengerConfig,
-    UnsafeSnippetError,
     admin_checklist,
     csp_hash_source,
     embed_html,
@@ -86,7 +85,7 @@ def snippet_command(
     on_failure: str,
 ) -> None:
     """Write the embed HTML and messenger.js, and print the integrity hash and admin checklist."""
-    with fail_clearly(other_errors=(UnsafeSnippetError,)):
+    with fail_clearly():  # an UnsafeSnippetError is a domain error: exit 1
         settings = load_settings(config_path)
         chosen = settings.workspace(workspace)
         config = MessengerConfig.for_workspace(chosen, token_url)

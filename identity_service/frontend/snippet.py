@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from markupsafe import Markup
 
 from identity_service.auth import Identity
+from identity_service.errors import UnsafeSnippetError
 from identity_service.settings import (
     MESSENGER_SECURITY_SETTINGS,
     WIDGET_URL,
@@ -87,10 +88,6 @@ INTERCOM_TYPE_LABELS: Mapping[str, str] = {
     "boolean": "True or false",
     "date": "Date",
 }
-
-
-class UnsafeSnippetError(ValueError):
-    """A value cannot be written into the page safely (bad nonce, URL or setting)."""
 
 
 class Issuer(Protocol):

@@ -19,11 +19,11 @@ from identity_service.errors import (
     AuthenticationError,
     ForbiddenOriginError,
     InvalidRequestError,
+    RateLimitedError,
 )
 from identity_service.http.schemas import TokenRequestSchema
 from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability import REQUEST_ID_KEY, audit, note
-from identity_service.ratelimit import RateLimitedError
 from identity_service.runtime import EXTENSION, Runtime
 
 bp = Blueprint("api", __name__)
