@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import stat
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from identity_service import schema
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings, read_settings
 from identity_service.demo import idp
 from identity_service.errors import ConfigError
-from identity_service.settings import REGIONS, BearerAuthSettings
+from identity_service.settings import (
+    REGIONS,
+    BearerAuthSettings,
+    IntercomApiSettings,
+    ProfileSettings,
+    RateLimitSettings,
+    ServiceSettings,
+    SessionAuthSettings,
+    Settings,
+    WorkspaceSettings,
+)
 from tests.conftest import MESSENGER_SECRET, MESSENGER_SECRET_ENV, WriteConfig
 
 ENV = MESSENGER_SECRET_ENV
@@ -52,6 +65,11 @@ id_column = "id"
 PROFILE_WITHOUT_ID_COLUMN = """[workspaces.eu.profile]
 url = "sqlite:///:memory:"
 query = "SELECT plan FROM users WHERE id = :user_id"
+"""
+SQLITE_PROFILE = """[workspaces.eu.profile]
+url = "sqlite:///:memory:"
+query = "SELECT id FROM t WHERE id = :user_id"
+id_column = "id"
 """
 MYSQL_PROFILE = """[workspaces.eu.profile]
 url = "mysql://db/pete"
@@ -701,3 +719,57 @@ def test_the_settings_name_every_secret_at_its_key(
         ("workspaces.us.secret_env", "env", "keep"),
     ]
     assert [s.min_bytes for s in settings.secrets()] == [32, 16, 16, 16, 16, 32]
+
+
+# -- the schema's limits are what the loader enforces -----------------------------------------
+
+# Where each settings class is written in a file, and found in the settings.
+_WHERE: dict[type, tuple[str, Callable[[Settings], object]]] = {
+    ServiceSettings: ("service", lambda s: s.service),
+    RateLimitSettings: ("service.rate_limit", lambda s: s.service.rate_limit),
+    WorkspaceSettings: ("workspaces.eu", lambda s: s.workspace(None)),
+    BearerAuthSettings: ("workspaces.eu.auth[0]", lambda s: s.workspace(None).auth[0]),
+    SessionAuthSettings: ("workspaces.eu.auth[1]", lambda s: s.workspace(None).auth[1]),
+    ProfileSettings: ("workspaces.eu.profile", lambda s: s.workspace(None).profile),
+    IntercomApiSettings: ("workspaces.eu.intercom_api", lambda s: s.workspace(None).intercom_api),
+}
+BOUNDED = [
+    pytest.param(cls, spec.name, id=f"{cls.__name__}.{spec.name}")
+    for cls in schema.tables(Settings)
+    for spec in dataclasses.fields(cls)
+    if schema.field_rule(spec).low is not None
+]
+
+
+def every_table(extra: dict[type, str]) -> str:
+    """A file with one table of each settings class; `extra` lines go into the named ones."""
+    return (
+        "[service]\n" + extra.get(ServiceSettings, "")
+        + "[service.rate_limit]\n" + extra.get(RateLimitSettings, "")
+        + workspace() + extra.get(WorkspaceSettings, "")
+        + BEARER_AUTH + 'algorithms = ["RS256"]\n' + extra.get(BearerAuthSettings, "")
+        + SESSION_AUTH + extra.get(SessionAuthSettings, "")
+        + SQLITE_PROFILE + extra.get(ProfileSettings, "")
+        + '[workspaces.eu.intercom_api]\nsecret_env = "TEST_INTERCOM_TOKEN"\n'
+        + extra.get(IntercomApiSettings, "")
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("cls", "name"), BOUNDED)
+def test_each_limit_of_the_schema_is_the_loaders_inclusive_range(
+    write_config: WriteConfig, environ: dict[str, str], cls: type, name: str
+) -> None:
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    rule = schema.field_rule(spec)
+    assert rule.low is not None and rule.high is not None
+    kind = int if isinstance(spec.default, int) else float
+    where, find = _WHERE[cls]
+    env = {**environ, "TEST_INTERCOM_TOKEN": "t" * 40}
+    for bound in (rule.low, rule.high):
+        text = every_table({cls: f"{name} = {kind(bound)!r}\n"})
+        assert getattr(find(load_settings(write_config(text), env)), name) == bound
+    above = kind(rule.high + 1)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(every_table({cls: f"{name} = {above!r}\n"})), env)
+    assert [p.path for p in caught.value.problems] == [f"{where}.{name}"]
+    assert f"must be between {schema.number(rule.low)} and " in caught.value.problems[0].message

@@ -38,7 +38,6 @@ README = ROOT / "README.md"
 SECURITY = ROOT / "SECURITY.md"
 DOCS = ROOT / "docs"
 CONFIG_DOC = DOCS / "configuration.md"
-CONFIG_PY = ROOT / "identity_service" / "config.py"
 MAKEFILE = ROOT / "Makefile"
 
 # `name:` at the start of a line, not `name :=` (a variable) nor `.PHONY:` / `$(STAMP):`.
