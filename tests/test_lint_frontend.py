@@ -169,6 +169,7 @@ def test_protected_keys_from_config_need_no_secret(tmp_path: Path) -> None:
     config.write_text(
         textwrap.dedent(
             """\
+            default_workspace = "eu"
             [workspaces.eu]
             app_id = "abc123"
             secret_env = "NOT_SET_IN_CI"
@@ -239,7 +240,8 @@ def test_cli_reads_protected_keys_from_the_config(tmp_path: Path) -> None:
 
 def test_cli_exit_2_on_a_bad_workspace(tmp_path: Path) -> None:
     config = tmp_path / "service.toml"
-    config.write_text('[workspaces.main]\napp_id = "a1"\n')
+    # A valid file (its secret unset, as in CI) naming no workspace "x".
+    config.write_text('[workspaces.main]\napp_id = "a1"\nsecret_env = "NOT_SET_IN_CI"\n')
     result = CliRunner().invoke(
         _cli(), ["lint-frontend", "--config", str(config), "--workspace", "x", str(tmp_path)]
     )
@@ -250,6 +252,22 @@ def test_cli_exit_2_on_a_bad_workspace(tmp_path: Path) -> None:
 def test_cli_needs_existing_paths(tmp_path: Path) -> None:
     result = CliRunner().invoke(_cli(), ["lint-frontend", str(tmp_path / "missing")])
     assert result.exit_code == 2
+
+
+def test_cli_refuses_a_broken_configuration_with_every_problem(tmp_path: Path) -> None:
+    # Validated as check-config validates it (only no secret is read): a misspelt key is
+    # reported, not skipped while attribute names are guessed from the rest of the file.
+    config = tmp_path / "service.toml"
+    config.write_text(
+        '[workspaces.main]\napp_id = "a1"\nsecret_env = "NOT_SET_IN_CI"\n'
+        '[[workspaces.main.attributes]]\nname = "plan"\nprofle = "plan"\n'
+    )
+    result = CliRunner().invoke(_cli(), ["lint-frontend", "--config", str(config), str(tmp_path)])
+    assert result.exit_code == 2
+    assert "workspaces.main.attributes[0].profle: unknown key; did you mean 'profile'?" in (
+        result.stderr
+    )
+    assert "workspaces.main.attributes[0]: say where the value comes from" in result.stderr
 
 
 # -- CI formats, suppressions and notices (issue 16) ------------------------------------

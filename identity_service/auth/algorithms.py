@@ -1,5 +1,4 @@
-"""The algorithms the service verifies with, written once: the IdP's JWS algorithms, the key
-type and curve each needs, and the digests a product's session cookie may be signed with.
+"""The JWS algorithms an identity provider's token may be signed with, and the key each needs.
 
 The loader, the bearer authenticator, the key parser and the security report
 all read these tables; none keeps a list of its own.
@@ -10,9 +9,8 @@ not import the loader (and, through it, the rate-limit library).
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from collections.abc import Mapping
+from typing import Literal
 
 KeyType = Literal["RSA", "EC", "OKP"]  # JWK `kty` values
 
@@ -38,12 +36,3 @@ MIN_RSA_BITS = 2048
 def algorithms_of(key_type: KeyType) -> frozenset[str]:
     """The IdP algorithms a key of this type verifies (for EC, before its curve narrows them)."""
     return frozenset(alg for alg, kty in KEY_TYPES.items() if kty == key_type)
-
-
-# The digests of itsdangerous's HMAC over a session cookie (Flask's default is sha1).
-SESSION_DIGESTS: Mapping[str, Callable[..., Any]] = {
-    "sha1": hashlib.sha1,
-    "sha256": hashlib.sha256,
-    "sha384": hashlib.sha384,
-    "sha512": hashlib.sha512,
-}

@@ -15,6 +15,7 @@ visitor.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from base64 import b64decode
@@ -27,13 +28,19 @@ from uuid import UUID
 from itsdangerous import BadPayload, BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from identity_service.auth import Identity, Method, RequestView
-from identity_service.auth.algorithms import SESSION_DIGESTS
 from identity_service.errors import AuthenticationError, AuthReason, ForbiddenOriginError
-from identity_service.settings import SessionAuthSettings
+from identity_service.settings import SessionAuthSettings, SessionDigest
 
 # Spelled out even where equal to Flask's defaults: these decide whether a
 # cookie verifies, so a library default changing must not change them silently.
 KEY_DERIVATION = "hmac"
+# Keyed by the digests the loader accepts (settings.SessionDigest; a test holds them equal).
+DIGESTS: Mapping[SessionDigest, Callable[..., Any]] = {
+    "sha1": hashlib.sha1,
+    "sha256": hashlib.sha256,
+    "sha384": hashlib.sha384,
+    "sha512": hashlib.sha512,
+}
 # Browsers keep at most ~4 KiB per cookie; anything much larger was not set by
 # the product, and refusing it early keeps HMAC and zlib work bounded.
 MAX_COOKIE_CHARS = 8192
@@ -50,10 +57,10 @@ class SessionAuthenticator:
     method: Method = "session"
 
     def __init__(self, settings: SessionAuthSettings) -> None:
-        if settings.digest not in SESSION_DIGESTS:
-            raise ValueError(f"session digest must be one of {sorted(SESSION_DIGESTS)}")
+        if settings.digest not in DIGESTS:  # the loader refuses it; settings built in code may not
+            raise ValueError(f"session digest must be one of {sorted(DIGESTS)}")
         self.settings = settings
-        self._digest = SESSION_DIGESTS[settings.digest]
+        self._digest = DIGESTS[settings.digest]
         # (keys, serializer) swapped as one tuple: readers on other threads see
         # either the old pair or the new one, never a key list with the wrong
         # serializer; building it twice in a race is harmless.

@@ -39,7 +39,7 @@ from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.wrappers import Response as BaseResponse
 
 from identity_service import create_app
-from identity_service.auth.algorithms import SESSION_DIGESTS
+from identity_service.auth.session import DIGESTS
 from identity_service.demo import database, idp
 from identity_service.frontend.embed import embed_html, messenger_options
 from identity_service.frontend.public_config import MessengerConfig
@@ -105,7 +105,7 @@ class ServiceCompatibleSessions(SecureCookieSessionInterface):
 
     def __init__(self, auth: SessionAuthSettings) -> None:
         self.salt = auth.salt
-        self.digest_method = SESSION_DIGESTS[auth.digest]
+        self.digest_method = DIGESTS[auth.digest]
 
 
 def create_product(settings: Settings, database_file: Path, *, widget_url: str) -> Flask:

@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from identity_service.config import read_config
+from identity_service.config import read_settings
 from identity_service.frontend.findings import (
     PROTECTED_KEY,
     USER_HASH,
@@ -213,26 +213,16 @@ def protected_keys_from_config(
 ) -> tuple[str, ...]:
     """Protected keys named by the configuration, read without loading any secret.
 
-    The configuration is found as every command finds it (`read_config`:
-    `path`, else $IDENTITY_SERVICE_CONFIG, else the bundled example). CI of a
-    product team has the configuration but not the Messenger secret, so this
-    reads only attribute names: of `workspace`, or of every workspace.
+    The configuration is found and validated as every command does it
+    (`read_settings`: `path`, else $IDENTITY_SERVICE_CONFIG, else the bundled
+    example), but no secret is read: a product team's CI has the configuration,
+    not the Messenger secret. The keys of `workspace`, or of every workspace.
     """
-    config = read_config(path, environ)
-    source = config.source
-    workspaces = config.data.get("workspaces") or {}
-    if not isinstance(workspaces, dict):
-        raise ValueError(f"{source}: [workspaces] must be a table")
-    if workspace is not None:
-        if workspace not in workspaces:
-            raise ValueError(f"{source}: no workspace named {workspace!r} ({sorted(workspaces)})")
-        chosen = [workspaces[workspace]]
-    else:
-        chosen = list(workspaces.values())
-    names: list[str] = list(ALWAYS_PROTECTED)
-    for table in chosen:
-        for attribute in (table or {}).get("attributes") or []:
-            name = attribute.get("name") if isinstance(attribute, dict) else None
-            if isinstance(name, str) and name:
-                names.append(name)
+    settings = read_settings(path, environ)
+    if workspace is not None and workspace not in settings.workspaces:
+        raise ValueError(
+            f"{settings.source}: no workspace named {workspace!r} ({sorted(settings.workspaces)})"
+        )
+    chosen = settings.workspaces.values() if workspace is None else [settings.workspaces[workspace]]
+    names = [*ALWAYS_PROTECTED, *(a.name for ws in chosen for a in ws.attributes)]
     return tuple(dict.fromkeys(names))
