@@ -19,10 +19,10 @@ from typing import Literal
 
 from identity_service import schema
 from identity_service.errors import UnknownWorkspaceError
+from identity_service.intercom import ALWAYS_PROTECTED, STANDARD_ATTRIBUTES, AttributeType
 from identity_service.schema import NOT_A_KEY, rule
 from identity_service.secrets import SecretSource
 
-AttributeType = Literal["string", "integer", "number", "boolean", "date"]
 OnInvalid = Literal["drop", "reject"]
 OnUnavailable = Literal["fail", "omit"]
 OnStorageError = Literal["open", "closed"]
@@ -30,16 +30,6 @@ SessionDigest = Literal["sha1", "sha256", "sha384", "sha512"]
 # Where a secret comes from: exactly one of these keys (never the secret itself).
 SECRET_KEYS = ("secret_env", "secret_file", "secret_dev")
 MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
-
-REGIONS: Mapping[str, str] = {
-    "us": "https://api-iam.intercom.io",
-    "eu": "https://api-iam.eu.intercom.io",
-    "au": "https://api-iam.au.intercom.io",
-}
-WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
-# Where an Intercom admin finds the Messenger API secret and "Enforce messenger security"
-# (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
-MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
 
 # The issuer of the demo's development identity provider (demo/idp.py). Written here so
 # the loader can refuse it in a configuration file without importing the demo package.
@@ -63,15 +53,6 @@ class AttributeSpec:
     @property
     def is_standard(self) -> bool:
         return self.name in STANDARD_ATTRIBUTES
-
-
-# Standard Intercom user attributes we may sign; every other name is a CDA.
-STANDARD_ATTRIBUTES: Mapping[str, AttributeType] = {
-    "email": "string",
-    "name": "string",
-    "phone": "string",
-    "created_at": "date",
-}
 
 
 @dataclass(frozen=True)
@@ -164,10 +145,6 @@ class ProfileSettings:
         return round(self.timeout + DEADLINE_GRACE, 3)
 
 
-# The region of a workspace that sets neither region nor api_base.
-DEFAULT_REGION = "us"
-
-
 @dataclass(frozen=True)
 class IntercomApiSettings:
     """Access to the workspace's Intercom REST API, for `intercom check` and `intercom sync`.
@@ -178,7 +155,7 @@ class IntercomApiSettings:
 
     # Never a development secret: Intercom would not know it. Access tokens are ~60 characters.
     token: SecretSource = field(metadata=rule(keys=("secret_env", "secret_file"), min_bytes=20))
-    # The region's REST host (intercom_api/rules.py), or the configured one.
+    # The region's REST host (intercom.REST_API_BASES), or the configured one.
     rest_base: str = field(metadata=rule(check=schema.https_url))
     # Seconds one request may take in all (connect, send, answer).
     timeout: float = field(default=10.0, metadata=rule(0.5, 60, "seconds"))
@@ -197,7 +174,7 @@ class WorkspaceSettings:
     app_id: str = field(metadata=rule(check=schema.app_id))
     api_base: str = field(metadata=rule(check=schema.https_url))  # else the region's
     secret: SecretSource = field(metadata=rule(keys=SECRET_KEYS, min_bytes=32))
-    region: str | None = None  # a key of REGIONS (DEFAULT_REGION), None with an api_base
+    region: str | None = None  # a key of intercom.REGIONS, None with an api_base
     token_lifetime: int = field(default=3600, metadata=rule(MIN_LIFETIME, MAX_LIFETIME, "seconds"))
     on_invalid: OnInvalid = "drop"
     attributes: tuple[AttributeSpec, ...] = ()
@@ -213,7 +190,7 @@ class WorkspaceSettings:
     @property
     def protected_keys(self) -> tuple[str, ...]:
         """Keys the browser must never set in clear: identity plus every signed attribute."""
-        names = ["user_id", "email", "user_hash", *(a.name for a in self.attributes)]
+        names = [*ALWAYS_PROTECTED, *(a.name for a in self.attributes)]
         return tuple(dict.fromkeys(names))
 
 

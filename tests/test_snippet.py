@@ -19,25 +19,29 @@ from hypothesis import strategies as st
 
 from identity_service import create_app
 from identity_service.auth import Identity
+from identity_service.checklist import admin_checklist
 from identity_service.cli import frontend as frontend_cli
 from identity_service.errors import UnsafeSnippetError
-from identity_service.frontend.snippet import (
-    MODULE_FOOTER,
-    MessengerConfig,
-    admin_checklist,
-    check_nonce,
-    check_script_url,
-    csp_hash_source,
+from identity_service.frontend.embed import (
     embed_html,
-    inline_json,
     inline_script,
     loader_tag,
+    messenger_options,
+    render_messenger_tag,
+)
+from identity_service.frontend.escaping import (
+    check_nonce,
+    check_script_url,
+    inline_json,
+)
+from identity_service.frontend.jinja import register_jinja
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.frontend.script import (
+    MODULE_FOOTER,
+    csp_hash_source,
     messenger_integrity,
     messenger_js,
     messenger_module,
-    messenger_options,
-    register_jinja,
-    render_messenger_tag,
     sri_sha384,
 )
 from identity_service.issuer import TokenIssuer

@@ -14,13 +14,14 @@ import click
 import jwt
 
 from identity_service.attributes import AttributePolicy
+from identity_service.checklist import admin_checklist
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.frontend.snippet import admin_checklist
+from identity_service.intercom import TOKEN_ALGORITHM
 from identity_service.secrets import SecretSource
 from identity_service.settings import Settings, WorkspaceSettings
-from identity_service.tokens import ALGORITHM, mint
+from identity_service.tokens import mint
 
 
 def _load(config_path: str | None, *, generate_dev_secrets: bool = False) -> Settings:
@@ -140,7 +141,7 @@ def mint_command(
         clean = AttributePolicy(chosen.attributes, chosen.on_invalid).clean(raw)
         minted = mint(user_id, clean.values, chosen, int(time.time()), clean.warnings)
     ignored = sorted(set(raw) - set(clean.values) - {p.name for p in clean.dropped})
-    claims = jwt.decode(minted.token, chosen.secret.get(), algorithms=[ALGORITHM])
+    claims = jwt.decode(minted.token, chosen.secret.get(), algorithms=[TOKEN_ALGORITHM])
     click.echo(minted.token)
     click.echo(json.dumps(claims, indent=2, ensure_ascii=False))
     for warning in minted.warnings:
