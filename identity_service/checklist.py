@@ -2,7 +2,9 @@
 
 Only Intercom can stop the browser from changing an attribute ("Prevent
 updates via the Messenger") and refuse unsigned updates ("Enforce messenger
-security"); this service cannot check either, so it spells them out.
+security"). The first is visible through Intercom's Data Attributes API, so
+`identity-service intercom check` proves steps 1 and 2 and `intercom sync`
+does them; the REST API does not expose the second, so it stays a manual step.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ def admin_checklist(workspace: WorkspaceSettings) -> str:
             '  [ ] 2. For each of them turn on "Prevent updates via the Messenger"; without it '
             "page code can still overwrite the signed value."
         )
+        lines.append(_proof(workspace))
     else:
         lines.append("  [-] 1-2. No custom data attributes are signed: nothing to create or lock.")
     lines.append(
@@ -47,3 +50,17 @@ def admin_checklist(workspace: WorkspaceSettings) -> str:
             f"them, messenger.js strips them from page code): {', '.join(standard)}"
         )
     return "\n".join(lines)
+
+
+def _proof(workspace: WorkspaceSettings) -> str:
+    """How steps 1-2 are checked and done from here rather than by clicking."""
+    command = f"identity-service intercom check --workspace {workspace.key}"
+    if workspace.intercom_api is None:
+        return (
+            f"         Prove 1-2 with `{command}` (and do them with `intercom sync --apply`)\n"
+            f"         once [workspaces.{workspace.key}.intercom_api] has a REST access token."
+        )
+    return (
+        f"         Prove 1-2: `{command}`; do them: `identity-service intercom sync "
+        f"--workspace {workspace.key} --apply`."
+    )

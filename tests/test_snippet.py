@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -45,7 +46,8 @@ from identity_service.frontend.script import (
     sri_sha384,
 )
 from identity_service.issuer import TokenIssuer
-from identity_service.settings import WorkspaceSettings
+from identity_service.secrets import SecretSource
+from identity_service.settings import IntercomApiSettings, WorkspaceSettings
 from identity_service.tokens import mint
 from tests.support.service import ServiceFixture, make_service
 
@@ -423,6 +425,22 @@ def test_admin_checklist(workspace: WorkspaceSettings, service: ServiceFixture) 
     assert '"Enforce messenger security"' in text
     assert "messenger.secret" in text  # where the secret is, never what it is
     assert service.messenger_secret not in text
+    # Steps 1-2 are provable: the checklist names the command that proves them.
+    assert f"identity-service intercom check --workspace {workspace.key}" in text
+    assert f"[workspaces.{workspace.key}.intercom_api]" in text  # none configured here
+
+
+def test_admin_checklist_with_a_rest_token_says_how_to_prove_and_fix(
+    workspace: WorkspaceSettings,
+) -> None:
+    api = IntercomApiSettings(
+        token=SecretSource("env", "INTERCOM_TOKEN", "intercom token"),
+        rest_base="https://api.intercom.io",
+    )
+    text = admin_checklist(dataclasses.replace(workspace, intercom_api=api))
+    assert f"`identity-service intercom check --workspace {workspace.key}`" in text
+    assert f"intercom sync --workspace {workspace.key} --apply" in text
+    assert "intercom_api]" not in text  # nothing left to configure
 
 
 def _cli() -> click.Group:
