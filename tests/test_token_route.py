@@ -20,6 +20,7 @@ from werkzeug.test import Client, TestResponse
 
 from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
+from identity_service.frontend.snippet import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH
 from identity_service.http import problems
 from identity_service.http.api import TOKEN_PATH
 from tests.support.flask_view import flask_view
@@ -224,6 +225,20 @@ def test_cors_headers_match_flask_cors_in_every_configuration(
     headers = {**service.bearer_headers(), **({"Origin": origin} if origin else {})}
     lean, view = both(app, headers=headers)
     assert lean.status_code == 200
+    assert comparable(lean) == comparable(view)
+
+
+@pytest.mark.parametrize("path", [SCRIPT_PATH, MODULE_PATH, CONFIG_PATH])
+@pytest.mark.parametrize("origin", [ORIGIN, EVIL, None])
+def test_the_front_ends_files_keep_their_own_cors_grant(
+    app: Flask, path: str, origin: str | None
+) -> None:
+    # They answer "*" themselves; a second Access-Control-Allow-Origin would
+    # make browsers refuse the script (flask-cors left such a response alone).
+    headers = {"Origin": origin} if origin else {}
+    lean, view = (Client(wsgi).get(path, headers=headers) for wsgi in (app, flask_view(app)))
+    assert lean.status_code == 200
+    assert lean.headers.getlist("Access-Control-Allow-Origin") == ["*"]
     assert comparable(lean) == comparable(view)
 
 

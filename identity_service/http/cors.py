@@ -98,7 +98,11 @@ class Cors:
             return self.app(environ, start_response)
 
         def with_cors(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            headers.extend(self.policy.headers(environ))
+            # A response with a grant of its own keeps it alone (the Messenger's
+            # script and config answer "*" to every origin): two values of
+            # Access-Control-Allow-Origin make browsers refuse both.
+            if not any(name.lower() == "access-control-allow-origin" for name, _ in headers):
+                headers.extend(self.policy.headers(environ))
             return start_response(status, headers, exc_info)
 
         return self.app(environ, with_cors)

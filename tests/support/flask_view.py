@@ -1,4 +1,4 @@
-"""The token endpoint as it was served before it became a WSGI app of its own: the oracle.
+"""The API (/v1/) as it was served before the token endpoint became a WSGI app: the oracle.
 
 A Flask view calling the same `token_response_body`, with flask-cors on /v1/*
 configured exactly as the app factory configured it, Flask's own dispatch
@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, cast
 from flask import Flask, Request, Response, request
 from flask_cors import CORS
 
+from identity_service.frontend import views as snippet_views
 from identity_service.http import problems
 from identity_service.http.api import NO_STORE, TOKEN_PATH, token_response_body
 from identity_service.http.headers import DEFAULT_CSP, ResponseHeaders, forced_headers
@@ -33,8 +34,11 @@ def flask_view(app: Flask) -> WSGIApplication:
     settings: Settings = app.extensions["identity_service.settings"]
     view = Flask("identity_service")
     view.config.update(app.config)
+    view.extensions.update(app.extensions)
     _install_flask_cors(view, settings)
     problems.register(view)
+    # The front end's files are under /v1/ too, with a CORS grant of their own.
+    view.register_blueprint(snippet_views.bp)
 
     @view.post(TOKEN_PATH)
     def messenger_token() -> Response:
