@@ -21,7 +21,7 @@ from gunicorn.http.errors import InvalidChunkSize
 from werkzeug.test import Client
 
 from identity_service import create_app
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from tests.support.flask_view import flask_view
 from tests.support.leak_guard import LeakGuard
 from tests.support.raw_http import assert_problem, parse_responses, request

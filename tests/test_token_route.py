@@ -20,9 +20,8 @@ from werkzeug.test import Client, TestResponse
 
 from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
-from identity_service.frontend.snippet import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH
 from identity_service.http import problems
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH, TOKEN_PATH
 from tests.support.flask_view import flask_view
 from tests.support.service import (
     MAX_BODY_BYTES,

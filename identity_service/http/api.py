@@ -37,19 +37,19 @@ from identity_service.errors import (
     AuthenticationError,
     ForbiddenOriginError,
     InvalidRequestError,
+    RateLimitedError,
 )
 from identity_service.http import problems
 from identity_service.http.middleware import REQUEST_ID_KEY, ROUTE_KEY, note
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.http.schemas import TokenRequestSchema
 from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability.audit import audit
-from identity_service.ratelimit import RateLimitedError
 from identity_service.runtime import Runtime
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-TOKEN_PATH = "/v1/messenger/token"
 _request_schema = TokenRequestSchema()
 # A token is a bearer credential for the Messenger: never cache it anywhere.
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))

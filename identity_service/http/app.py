@@ -12,10 +12,11 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from identity_service.config import load_settings
 from identity_service.frontend import views as snippet_views
 from identity_service.http import health, problems
-from identity_service.http.api import TOKEN_PATH, TokenEndpoint
+from identity_service.http.api import TokenEndpoint
 from identity_service.http.cors import Cors, CorsPolicy
 from identity_service.http.headers import DEFAULT_CSP, ResponseHeaders, forced_headers
 from identity_service.http.middleware import RequestObserver
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.runtime import EXTENSION, KeyFiles, Runtime
 from identity_service.settings import Settings
 

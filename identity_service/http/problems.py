@@ -11,21 +11,16 @@ from __future__ import annotations
 import json
 import logging
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
-from identity_service.errors import (
-    AuthenticationError,
-    ForbiddenOriginError,
-    IdentityServiceError,
-)
+from identity_service.errors import IdentityServiceError
 from identity_service.http.middleware import request_id
 from identity_service.http.server_errors import BODY_ERRORS, refusal
-from identity_service.ratelimit import RateLimitedError
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +34,7 @@ def problem_body(
     detail: str,
     slug: str,
     rid: str | None,
-    extra: dict[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A problem document; `type` is a stable URI per kind of problem."""
     body: dict[str, Any] = {
@@ -76,8 +71,8 @@ def problem_response(
     title: str,
     detail: str,
     slug: str,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
     *,
     rid: str | None,
 ) -> Problem:
@@ -90,25 +85,12 @@ def problem_response(
 
 
 def _domain(error: IdentityServiceError, rid: str | None) -> Problem:
-    headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
-    if isinstance(error, AuthenticationError):
-        # One challenge per configured method; a cookie method has no standard
-        # scheme, so only Bearer is advertised (RFC 6750 error codes).
-        code = "invalid_request" if error.reason == "missing_credentials" else "invalid_token"
-        headers["WWW-Authenticate"] = f'Bearer realm="identity_service", error="{code}"'
-        extra["reason"] = error.reason
-    if isinstance(error, ForbiddenOriginError):
-        extra["reason"] = error.reason
-    if isinstance(error, RateLimitedError):
-        headers["Retry-After"] = str(error.retry_after)
+    # Every kind of domain error states its own answer (errors.py); a 5xx one is
+    # the operators' to fix, so its detail goes to the log as well.
     if error.status >= 500:
-        log.error("%s: %s", type(error).__name__, error.detail)
-    problems = getattr(error, "problems", None)
-    if problems is not None and error.status < 500:
-        extra["errors"] = [{"name": p.name, "reason": p.reason} for p in problems]
+        log.error("%s: %s", type(error).__name__, error)
     return problem_response(
-        error.status, error.title, error.detail, error.slug, headers, extra, rid=rid
+        error.status, error.title, error.detail, error.slug, error.headers, error.members, rid=rid
     )
 
 

@@ -18,9 +18,10 @@ from flask_cors import CORS
 
 from identity_service.frontend import views as snippet_views
 from identity_service.http import problems
-from identity_service.http.api import NO_STORE, TOKEN_PATH, token_response_body
+from identity_service.http.api import NO_STORE, token_response_body
 from identity_service.http.headers import DEFAULT_CSP, ResponseHeaders, forced_headers
 from identity_service.http.middleware import RequestObserver
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.runtime import EXTENSION, Runtime
 from identity_service.settings import Settings
 
