@@ -32,15 +32,23 @@ HEALTH, TOKEN, NAIVE = "service /healthz", "service /v1/messenger/token", "naive
 PROFILE = "service token + SQLite profile"
 
 
-def config(tmp: Path, profile: bool = False) -> Path:
+# Issue 13's fixture: 6 attributes from claims, the IdP's key from a JWKS, a `{}` body.
+ISSUE_ATTRIBUTES = 6
+
+
+def config(
+    tmp: Path, profile: bool = False, attributes: int = len(ATTRS), jwks_url: str | None = None
+) -> Path:
     """The service's bench configuration in `tmp`; with `profile`, attr_0 comes from a
-    SQLite profile row (the same attributes, one more lookup per request)."""
-    attributes = "".join(
+    SQLite profile row (the same attributes, one more lookup per request). The first
+    `attributes` of ATTRS are signed; the IdP's key is idp.pem, or from `jwks_url`."""
+    signed = "".join(
         f'\n[[workspaces.bench.attributes]]\nname = "{a}"\n'
         f'type = "{"integer" if i % 2 else "string"}"\n'
         f'claim = "{a}"\n' + (f'profile = "{a}"\n' if profile and i == 0 else "")
-        for i, a in enumerate(ATTRS)
+        for i, a in enumerate(ATTRS[:attributes])
     )
+    key = f'jwks_url = "{jwks_url}"' if jwks_url else 'key_file = "idp.pem"'
     text = f"""
 [service.rate_limit]
 per_client = "100000000/minute"
@@ -50,13 +58,13 @@ per_user = "100000000/minute"
 app_id = "bench1"
 region = "us"
 secret_env = "BENCH_MESSENGER_SECRET"
-{attributes}
+{signed}
 [[workspaces.bench.auth]]
 method = "bearer"
 issuer = "{ISSUER}"
 audience = "{AUDIENCE}"
 algorithms = ["RS256"]
-key_file = "idp.pem"
+{key}
 """
     if profile:
         with sqlite3.connect(tmp / "profiles.db") as db:
