@@ -26,9 +26,11 @@ from identity_service import naming
 from identity_service.auth.algorithms import IDP_ALGORITHMS
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.ratelimit import parse_limit
-from identity_service.secrets import DEV_SECRET_BANNER, SecretSource
+from identity_service.secrets import DEV_SECRET_BANNER, MIN_SECRET_BYTES, SecretSource
 from identity_service.settings import (
     DEMO_IDP_ISSUER,
+    MOBILE_PLATFORMS,
+    PLATFORMS,
     REGIONS,
     STANDARD_ATTRIBUTES,
     WORKSPACE_KEY_PATTERN,
@@ -39,6 +41,7 @@ from identity_service.settings import (
     OnInvalid,
     OnStorageError,
     OnUnavailable,
+    Platform,
     ProfileSettings,
     RateLimitSettings,
     ServiceSettings,
@@ -413,12 +416,18 @@ class _Loader:
             {
                 "app_id", "region", "api_base", "secret_env", "secret_file", "secret_dev",
                 "token_lifetime", "on_invalid", "attributes", "auth", "profile",
-                "user_id_pattern",
+                "user_id_pattern", "platforms",
             },
         )  # fmt: skip
         app_id = self.get(table, "app_id", str, "", _app_id_problem, required=True)
         api_base, region = self.api_base(table)
-        secret = self.secret(table, f"workspaces.{key} Messenger secret", 32)
+        raw_platforms = table.get("platforms")
+        secret: SecretSource | None = None
+        # The workspace's own secret_* keys are the web secret, as before platforms
+        # existed; a workspace that lists platforms may leave web out (not served).
+        if raw_platforms is None or any(k in table for k in _SECRET_KEYS):
+            secret = self.secret(table, f"workspaces.{key} Messenger secret", MIN_SECRET_BYTES)
+        platform_secrets = self.platforms(raw_platforms, secret)
         lifetime = self.get(
             table, "token_lifetime", int, 3600, _between(MIN_LIFETIME, MAX_LIFETIME, "seconds")
         )
@@ -436,13 +445,20 @@ class _Loader:
         if profile_table is not None:
             with self.at("profile"):
                 profile = self.profile(profile_table)
-        if secret is None:
+        if platform_secrets is None or (secret is None and raw_platforms is None):
             return None
+        if platform_secrets and not any(isinstance(m, BearerAuthSettings) for m in auth):
+            self.warnings.append(
+                f"workspaces.{key}: serves {' and '.join(platform_secrets)} but has no bearer "
+                "[[auth]] method; mobile apps authenticate with the IdP's bearer token (the "
+                "session cookie is refused for them), so every such request is refused"
+            )
         return WorkspaceSettings(
             key=key,
             app_id=app_id,
             api_base=api_base,
             secret=secret,
+            platform_secrets=platform_secrets,
             region=region,
             token_lifetime=lifetime,
             on_invalid=on_invalid,
@@ -451,6 +467,80 @@ class _Loader:
             profile=profile,
             user_id_pattern=user_id_pattern,
         )
+
+    def platforms(self, raw: Any, web: SecretSource | None) -> dict[Platform, SecretSource] | None:
+        """The mobile platforms' secrets (`[workspaces.<name>.platforms.ios]`...).
+
+        None when one of them is broken (the workspace is then left out, as for a
+        broken web secret); {} when the workspace serves no mobile platform.
+        """
+        if raw is None:
+            return {}
+        if not isinstance(raw, dict) or not raw:
+            self.problem(
+                "platforms",
+                "must hold a [workspaces.<name>.platforms.ios] and/or .android table",
+            )
+            return None
+        own: dict[Platform, SecretSource] = {}
+        shared: dict[str, str] = {}
+        broken = False
+        with self.at("platforms"):
+            for name, item in raw.items():
+                with self.at(name):
+                    platform = next((p for p in MOBILE_PLATFORMS if p == name), None)
+                    if platform is None:
+                        self.problem(None, _unknown_platform(name))
+                        broken = True
+                    elif not isinstance(item, dict):
+                        self.problem(None, "must be a table with secret_env, secret_file, "
+                                     "secret_dev or same_secret_as")  # fmt: skip
+                        broken = True
+                    else:
+                        found = self.platform(item)
+                        if found is None:
+                            broken = True
+                        elif isinstance(found, str):
+                            shared[name] = found
+                        else:
+                            own[platform] = found
+            holders: dict[str, SecretSource | None] = {"web": web}
+            for holder, held in own.items():
+                holders[holder] = held
+            for sharer, target in shared.items():
+                with self.at(sharer):
+                    source = holders.get(target)
+                    if source is None:
+                        self.problem("same_secret_as", _share_problem(target, shared))
+                        broken = True
+                    else:
+                        # The same object under two platforms: shared on purpose.
+                        own[next(p for p in MOBILE_PLATFORMS if p == sharer)] = source
+        if broken:
+            return None
+        return {p: own[p] for p in MOBILE_PLATFORMS if p in own}
+
+    def platform(self, item: Mapping[str, Any]) -> SecretSource | str | None:
+        """One platform's own secret, or the platform it names in `same_secret_as`."""
+        self.only_keys(item, {"secret_env", "secret_file", "secret_dev", "same_secret_as"})
+        if "same_secret_as" not in item:
+            return self.secret(item, f"{self.here()} Messenger secret", MIN_SECRET_BYTES)
+        target = self.get(item, "same_secret_as", str, "")
+        if any(k in item for k in _SECRET_KEYS):
+            self.problem(
+                "same_secret_as",
+                "set either same_secret_as or this platform's own secret_env / secret_file / "
+                "secret_dev, not both",
+            )
+            return None
+        if target not in PLATFORMS or target == self.path[-1]:
+            others = [p for p in PLATFORMS if p != self.path[-1]]
+            self.problem(
+                "same_secret_as",
+                f"must name another platform whose secret this one shares: one of {others}",
+            )
+            return None
+        return target
 
     def pattern(self, table: Mapping[str, Any], key: str) -> re.Pattern[str] | None:
         source = self.get(table, key, str, "")
@@ -728,6 +818,35 @@ class _Loader:
                     f"workspaces.{workspace.key}: no [[auth]] method; the token endpoint "
                     "refuses every request for it"
                 )
+
+
+_SECRET_KEYS = ("secret_env", "secret_file", "secret_dev")
+
+
+def _unknown_platform(name: str) -> str:
+    if name == "web":
+        return (
+            "web's secret is the workspace's own secret_env / secret_file (as before "
+            "platforms existed); platforms holds only ios and android"
+        )
+    return f"unknown platform; use {' or '.join(MOBILE_PLATFORMS)}"
+
+
+def _share_problem(target: str, shared: Mapping[str, str]) -> str:
+    if target in shared:
+        return (
+            f"{target!r} itself uses same_secret_as: name the platform that holds the "
+            f"secret ({shared[target]!r})"
+        )
+    if target == "web":
+        return (
+            "'web' has no secret in this workspace (no secret_env / secret_file of its "
+            "own): configure it, or give this platform its own secret"
+        )
+    return (
+        f"{target!r} has no secret in this workspace: add "
+        f"[...platforms.{target}] with its secret, or give this platform its own"
+    )
 
 
 def _part(key: str | int) -> str:

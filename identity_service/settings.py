@@ -13,13 +13,21 @@ from pathlib import Path
 from re import Pattern
 from typing import Literal
 
-from identity_service.errors import UnknownWorkspaceError
+from identity_service.errors import PlatformNotServedError, UnknownWorkspaceError
 from identity_service.secrets import SecretSource
 
 AttributeType = Literal["string", "integer", "number", "boolean", "date"]
 OnInvalid = Literal["drop", "reject"]
 OnUnavailable = Literal["fail", "omit"]
 OnStorageError = Literal["open", "closed"]
+# Where a Messenger token is used: the web Messenger, or Intercom's iOS and Android SDKs
+# (React Native and Flutter apps run on those two). Intercom's Messenger Security page
+# shows secret keys enabled per platform ("an iOS enabled secret key"), so each platform
+# signs with its own secret; `web` is the workspace's own secret_* keys (as before).
+Platform = Literal["web", "ios", "android"]
+PLATFORMS: tuple[Platform, ...] = ("web", "ios", "android")
+DEFAULT_PLATFORM: Platform = "web"
+MOBILE_PLATFORMS: tuple[Platform, ...] = ("ios", "android")
 
 REGIONS: Mapping[str, str] = {
     "us": "https://api-iam.intercom.io",
@@ -142,7 +150,9 @@ class WorkspaceSettings:
     key: str
     app_id: str
     api_base: str
-    secret: SecretSource
+    # The web Messenger secret (the workspace's own secret_* keys); None when the
+    # workspace serves no browser. Mobile platforms' secrets are in platform_secrets.
+    secret: SecretSource | None
     region: str | None = None
     token_lifetime: int = 3600
     on_invalid: OnInvalid = "drop"
@@ -150,6 +160,48 @@ class WorkspaceSettings:
     auth: tuple[AuthSettings, ...] = ()
     profile: ProfileSettings | None = None
     user_id_pattern: Pattern[str] | None = None  # every user id must fully match it
+    # ios / android -> its secret. One SecretSource object under two platforms is a
+    # secret shared on purpose (`same_secret_as`); equal values in two sources are not.
+    platform_secrets: Mapping[Platform, SecretSource] = field(default_factory=dict)
+
+    @property
+    def secrets(self) -> dict[Platform, SecretSource]:
+        """Every platform this workspace serves, with the secret its tokens are signed with."""
+        every = {"web": self.secret, **self.platform_secrets}
+        return {p: s for p in PLATFORMS if (s := every.get(p)) is not None}
+
+    def secret_for(self, platform: Platform) -> SecretSource:
+        """The secret tokens for `platform` are signed with; PlatformNotServedError if none."""
+        source = self.secrets.get(platform)
+        if source is None:
+            served = ", ".join(self.secrets) or "none"
+            raise PlatformNotServedError(
+                f"workspace {self.key!r} does not serve {platform}: it has no {platform} "
+                f"Messenger secret configured (it serves: {served})",
+                platform=platform,
+                served=tuple(self.secrets),
+            )
+        return source
+
+    def shared_with(self, platform: Platform) -> Platform | None:
+        """The platform whose table holds the secret `platform` names in same_secret_as."""
+        secrets = self.secrets
+        mine = secrets.get(platform)
+        owner = next(p for p, s in secrets.items() if s is mine) if mine is not None else None
+        return None if owner in (None, platform) else owner
+
+    @property
+    def own_secrets(self) -> dict[Platform, SecretSource]:
+        """The platforms whose secret is configured in their own table (no same_secret_as)."""
+        return {p: s for p, s in self.secrets.items() if self.shared_with(p) is None}
+
+    def describe_secret(self, platform: Platform) -> str:
+        """Where `platform`'s secret comes from, for people (never what it is)."""
+        source = self.secret_for(platform)
+        owner = self.shared_with(platform)
+        if owner is not None:
+            return f"{source.describe()}: {owner}'s secret (same_secret_as)"
+        return source.describe()
 
     @property
     def custom_attributes(self) -> tuple[AttributeSpec, ...]:
@@ -160,6 +212,13 @@ class WorkspaceSettings:
         """Keys the browser must never set in clear: identity plus every signed attribute."""
         names = ["user_id", "email", "user_hash", *(a.name for a in self.attributes)]
         return tuple(dict.fromkeys(names))
+
+
+def platform_path(workspace: str, platform: Platform) -> str:
+    """The configuration table holding `platform`'s secret keys (secret_env, secret_file...)."""
+    if platform == "web":
+        return f"workspaces.{workspace}"
+    return f"workspaces.{workspace}.platforms.{platform}"
 
 
 @dataclass(frozen=True)

@@ -82,7 +82,8 @@ class LastGoodConfig:
 def secret_sources(settings: Settings) -> Iterator[SecretSource]:
     """Every secret the settings name: Messenger secrets, session keys and their fallbacks."""
     for workspace in settings.workspaces.values():
-        yield workspace.secret
+        # A secret shared on purpose (same_secret_as) is one object: checked once.
+        yield from workspace.own_secrets.values()
         for method in workspace.auth:
             if isinstance(method, SessionAuthSettings):
                 yield method.secret
