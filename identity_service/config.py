@@ -25,6 +25,7 @@ from urllib.parse import urlsplit
 from identity_service import naming
 from identity_service.auth.algorithms import IDP_ALGORITHMS
 from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
+from identity_service.intercom_api.rules import REST_BASES
 from identity_service.ratelimit import parse_limit
 from identity_service.secrets import DEV_SECRET_BANNER, MIN_SECRET_BYTES, SecretSource
 from identity_service.settings import (
@@ -38,6 +39,7 @@ from identity_service.settings import (
     AttributeType,
     AuthSettings,
     BearerAuthSettings,
+    IntercomApiSettings,
     OnInvalid,
     OnStorageError,
     OnUnavailable,
@@ -59,6 +61,7 @@ MAX_LEEWAY = 300
 CDA_SOFT_LIMIT = 250
 WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
 SESSION_SECRET_MIN_BYTES = 16
+INTERCOM_TOKEN_MIN_BYTES = 20  # Intercom access tokens are about 60 characters
 SESSION_DIGESTS = frozenset({"sha1", "sha256", "sha384", "sha512"})
 
 T = TypeVar("T")
@@ -416,7 +419,7 @@ class _Loader:
             {
                 "app_id", "region", "api_base", "secret_env", "secret_file", "secret_dev",
                 "token_lifetime", "on_invalid", "attributes", "auth", "profile",
-                "user_id_pattern", "platforms",
+                "user_id_pattern", "platforms", "intercom_api",
             },
         )  # fmt: skip
         app_id = self.get(table, "app_id", str, "", _app_id_problem, required=True)
@@ -445,6 +448,11 @@ class _Loader:
         if profile_table is not None:
             with self.at("profile"):
                 profile = self.profile(profile_table)
+        intercom_table = self.table(table, "intercom_api")
+        intercom_api = None
+        if intercom_table is not None:
+            with self.at("intercom_api"):
+                intercom_api = self.intercom_api(intercom_table, region)
         if platform_secrets is None or (secret is None and raw_platforms is None):
             return None
         if platform_secrets and not any(isinstance(m, BearerAuthSettings) for m in auth):
@@ -466,6 +474,7 @@ class _Loader:
             auth=auth,
             profile=profile,
             user_id_pattern=user_id_pattern,
+            intercom_api=intercom_api,
         )
 
     def platforms(self, raw: Any, web: SecretSource | None) -> dict[Platform, SecretSource] | None:
@@ -563,6 +572,46 @@ class _Loader:
             self.problem("region", f"must be one of {sorted(REGIONS)}, or set api_base instead")
             return REGIONS["us"], region
         return REGIONS[region], region
+
+    def intercom_api(
+        self, table: Mapping[str, Any], region: str | None
+    ) -> IntercomApiSettings | None:
+        """[workspaces.<name>.intercom_api]: the REST access token for `intercom check`/`sync`."""
+        self.only_keys(
+            table,
+            {
+                "secret_env", "secret_file", "rest_base", "timeout", "connect_timeout",
+                "retries", "max_retry_wait",
+            },
+        )  # fmt: skip
+        token = None
+        if "secret_dev" in table or not ({"secret_env", "secret_file"} & set(table)):
+            self.problem(
+                None,
+                "set secret_env (an environment variable name) or secret_file (a file path) "
+                "holding an Intercom access token (Developer Hub > your app > Authentication); "
+                "a development secret cannot stand in for one",
+            )
+        else:
+            token = self.secret(table, f"{self.here()} access token", INTERCOM_TOKEN_MIN_BYTES)
+        if "rest_base" in table:
+            rest_base = self.get(table, "rest_base", str, "", _https_problem).rstrip("/")
+        elif region is not None and region in REST_BASES:
+            rest_base = REST_BASES[region]
+        else:
+            rest_base = ""
+            self.problem(
+                "rest_base",
+                "is required when the workspace sets api_base instead of region: name "
+                f"Intercom's REST host ({', '.join(REST_BASES.values())})",
+            )
+        timing = {
+            key: self.get(table, key, kind, _INTERCOM_DEFAULTS[key], _between(low, high, unit))
+            for key, (kind, low, high, unit) in _INTERCOM_BOUNDS.items()
+        }
+        if token is None:
+            return None
+        return IntercomApiSettings(token=token, rest_base=rest_base, **timing)
 
     def attributes(self, raw: Any) -> tuple[AttributeSpec, ...]:
         if not isinstance(raw, list):
@@ -872,6 +921,16 @@ _JWKS_TIMING_BOUNDS: Mapping[str, tuple[float, float]] = {
     "jwks_max_stale": (0, 7 * 86400),
     "jwks_retry_initial": (0.05, 60),
     "jwks_retry_max": (0.05, 300),
+}
+
+
+_INTERCOM_DEFAULTS: Mapping[str, Any] = {f.name: f.default for f in fields(IntercomApiSettings)}
+# (type, lowest, highest, unit) accepted for [workspaces.<name>.intercom_api] timing keys.
+_INTERCOM_BOUNDS: Mapping[str, tuple[type, float, float, str]] = {
+    "timeout": (float, 0.5, 60, "seconds"),
+    "connect_timeout": (float, 0.1, 30, "seconds"),
+    "retries": (int, 0, 10, "retries"),
+    "max_retry_wait": (float, 0, 300, "seconds"),
 }
 
 

@@ -289,6 +289,28 @@ class UnsafeSnippetError(IdentityServiceError, ValueError):
         self.detail = "the page could not be rendered safely; the server log says why"
 
 
+class IntercomApiError(IdentityServiceError):
+    """A call to Intercom's REST API failed (`intercom check` / `sync`); `detail` says why
+    and what to do. Only the commands meet it, never a request (a 500 if one did)."""
+
+    def __init__(self, detail: str, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(detail)
+        self.http_status = status  # Intercom's HTTP status, when it answered
+        self.code = code  # Intercom's error code (errors[0].code), when it sent one
+
+
+class IntercomUnreachableError(IntercomApiError):
+    """No answer from Intercom: connection refused, name not resolved, TLS or deadline."""
+
+
+class IntercomOutcomeUnknownError(IntercomApiError):
+    """A change was sent to Intercom and no answer came: it may or may not be applied."""
+
+
+class IntercomResponseError(IntercomApiError):
+    """Intercom answered, but not with the documented shape."""
+
+
 def listed_problems(problems: Sequence[AttributeProblem]) -> list[dict[str, str]]:
     """The `errors` member: each field's name and reason, never its value."""
     return [{"name": p.name, "reason": p.reason} for p in problems]

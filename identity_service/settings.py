@@ -144,6 +144,22 @@ class ProfileSettings:
 
 
 @dataclass(frozen=True)
+class IntercomApiSettings:
+    """Access to the workspace's Intercom REST API, for `intercom check` and `intercom sync`.
+
+    Optional: without it nothing reaches Intercom's REST API. The token only
+    ever goes into the Authorization header of requests to `rest_base`.
+    """
+
+    token: SecretSource
+    rest_base: str  # the region's REST host (intercom_api/rules.py), or the configured one
+    timeout: float = 10.0  # seconds one request may take in all (connect, send, answer)
+    connect_timeout: float = 3.0
+    retries: int = 3  # further attempts after a 429, a 5xx or a timeout (idempotent calls)
+    max_retry_wait: float = 30.0  # longest wait before one retry (a later rate-limit reset fails)
+
+
+@dataclass(frozen=True)
 class WorkspaceSettings:
     """One Intercom app (workspace) we mint Messenger tokens for."""
 
@@ -160,6 +176,7 @@ class WorkspaceSettings:
     auth: tuple[AuthSettings, ...] = ()
     profile: ProfileSettings | None = None
     user_id_pattern: Pattern[str] | None = None  # every user id must fully match it
+    intercom_api: IntercomApiSettings | None = None
     # ios / android -> its secret. One SecretSource object under two platforms is a
     # secret shared on purpose (`same_secret_as`); equal values in two sources are not.
     platform_secrets: Mapping[Platform, SecretSource] = field(default_factory=dict)

@@ -362,10 +362,13 @@ def helps() -> dict[str, str]:
     from identity_service.cli.main import main
 
     helps = {}
-    for name in main.commands:
+    for name, command in main.commands.items():
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0, result.output
         helps[name] = result.output
+        # A group (`intercom check`, `intercom sync`): its subcommands' options count as its own.
+        for sub in getattr(command, "commands", {}):
+            helps[name] += CliRunner().invoke(main, [name, sub, "--help"]).output
     return helps
 
 

@@ -26,6 +26,10 @@ from identity_service.errors import (
     ConfigProblem,
     ForbiddenOriginError,
     IdentityServiceError,
+    IntercomApiError,
+    IntercomOutcomeUnknownError,
+    IntercomResponseError,
+    IntercomUnreachableError,
     InvalidAttributesError,
     InvalidRequestError,
     InvalidUserIdError,
@@ -116,6 +120,11 @@ ANSWERS: list[tuple[IdentityServiceError, int, str, dict[str, str], dict[str, An
     (SecretUnavailableError("messenger secret: unreadable"), 503, "secret-unavailable", {}, {}),
     (ProfileUnavailableError("profile database down"), 503, "profile-unavailable", {}, {}),
     (KeySourceUnavailableError("no IdP keys"), 503, "idp-keys-unavailable", {}, {}),
+    # The intercom commands' errors: printed by the CLI, a plain 500 if a request met one.
+    (IntercomApiError("Intercom refused"), 500, "internal-error", {}, {}),
+    (IntercomUnreachableError("no answer"), 500, "internal-error", {}, {}),
+    (IntercomOutcomeUnknownError("sent, no answer"), 500, "internal-error", {}, {}),
+    (IntercomResponseError("not a list"), 500, "internal-error", {}, {}),
 ]
 
 

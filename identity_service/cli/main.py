@@ -147,22 +147,33 @@ def describe_workspace(workspace: WorkspaceSettings, default: bool) -> list[str]
 )
 @click.option("--json", "as_json", is_flag=True, help="With --security: print the report as JSON.")
 @click.option(
+    "--online",
+    is_flag=True,
+    help="With --security: also check each workspace in Intercom (intercom check's findings).",
+)
+@click.option(
     "--workers",
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
     help="With --security: worker processes `serve` will run (memory:// limits are per worker).",
 )
-def check_config(config_path: str | None, security: bool, as_json: bool, workers: int) -> None:
+def check_config(
+    config_path: str | None, security: bool, as_json: bool, online: bool, workers: int
+) -> None:
     """Validate the configuration and print a summary per workspace (or a security report)."""
-    if as_json and not security:
-        raise click.UsageError("--json applies to the security report; add --security")
+    if (as_json or online) and not security:
+        raise click.UsageError("--json and --online apply to the security report; add --security")
     with fail_clearly():
         settings = _load(config_path)
     if security:
         from identity_service.security_report import assess
 
         report = assess(settings, workers=workers)
+        if online:
+            from identity_service.intercom_api.check import with_online_findings
+
+            report = with_online_findings(report, settings)
         click.echo(report.to_json() if as_json else report.to_text())
         sys.exit(0 if report.passed else 1)
     click.echo(f"configuration: {settings.source}: OK")
@@ -243,6 +254,7 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
         settings = _load(path)
         # Loading never writes (check-config only reads): serve makes its dev secrets here.
         _generate_dev_secrets(settings)
+    start_serve_check(settings, path)  # never waited for: Intercom cannot delay startup
     if path:
         os.environ[CONFIG_ENV] = path
     run_gunicorn(
@@ -256,7 +268,10 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
 
 
 from identity_service.cli.frontend import register as register_frontend  # noqa: E402
+from identity_service.cli.intercom import register as register_intercom  # noqa: E402
+from identity_service.cli.intercom import start_serve_check  # noqa: E402
 from identity_service.demo.cli import register as register_demo  # noqa: E402
 
 register_demo(main)
 register_frontend(main)
+register_intercom(main)
