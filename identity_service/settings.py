@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from re import Pattern
 from typing import Literal
@@ -181,7 +182,7 @@ class WorkspaceSettings:
     # secret shared on purpose (`same_secret_as`); equal values in two sources are not.
     platform_secrets: Mapping[Platform, SecretSource] = field(default_factory=dict)
 
-    @property
+    @cached_property  # on the token path; the fields never change (frozen)
     def secrets(self) -> dict[Platform, SecretSource]:
         """Every platform this workspace serves, with the secret its tokens are signed with."""
         every = {"web": self.secret, **self.platform_secrets}
