@@ -302,7 +302,7 @@ CONFIG_ERRORS: list[tuple[str, str, str, str]] = [
      "or secret_dev = true (development only); found none. Secrets are never written in this "
      "file"),
     ("unknown platform", WEB + '[workspaces.app.platforms.ipad]\nsecret_file = "ios.secret"\n',
-     "workspaces.app.platforms.ipad", "unknown platform; use ios or android"),
+     "workspaces.app.platforms.ipad", "unknown key; allowed: ['android', 'ios']"),
     ("web under platforms", WEB + '[workspaces.app.platforms.web]\nsecret_file = "ios.secret"\n',
      "workspaces.app.platforms.web",
      "web's secret is the workspace's own secret_env / secret_file (as before platforms "
@@ -314,7 +314,7 @@ CONFIG_ERRORS: list[tuple[str, str, str, str]] = [
      "file"),
     ("platform not a table", WEB + '[workspaces.app.platforms]\nios = "ios.secret"\n',
      "workspaces.app.platforms.ios",
-     "must be a table with secret_env, secret_file, secret_dev or same_secret_as"),
+     "must be a table ([workspaces.app.platforms.ios]), got str"),
     ("two secrets", WEB + '[workspaces.app.platforms.ios]\nsecret_file = "ios.secret"\n'
      'secret_env = "IOS"\n', "workspaces.app.platforms.ios",
      "set exactly one of secret_env (an environment variable name), secret_file (a file path) "

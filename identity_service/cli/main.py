@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,85 +17,23 @@ from identity_service.attributes import AttributePolicy
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
 from identity_service.frontend.snippet import admin_checklist
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
     DEFAULT_PLATFORM,
     PLATFORMS,
     Platform,
-    SessionAuthSettings,
     Settings,
     WorkspaceSettings,
-    platform_path,
 )
 from identity_service.tokens import ALGORITHM, mint
 
 
-def _load(config_path: str | None) -> Settings:
+def _load(config_path: str | None, *, generate_dev_secrets: bool = False) -> Settings:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = load_settings(config_path)
-    _check_buildable(settings)
-    return settings
-
-
-def _check_buildable(settings: Settings) -> None:
-    """Build every authenticator and profile source once, as a worker would at start.
-
-    Some problems only show when these objects are made (an IdP key file that
-    holds no usable key, a profile database URL of an unsupported kind): find
-    them here, with the file's name, rather than in every gunicorn worker.
-    """
-    from identity_service.profile import SqlProfileSource
-    from identity_service.runtime import build_authenticators
-
-    problems: list[ConfigProblem] = []
-    for key, workspace in settings.workspaces.items():
-        for index, method in enumerate(workspace.auth):
-            single = replace(workspace, auth=(method,))
-            where = f"workspaces.{key}.auth[{index}]"
-            try:
-                build_authenticators(single)
-            except ConfigError as exc:  # the key source names its own key (key_file)
-                problems.extend(ConfigProblem(f"{where}.{p.path}", p.message) for p in exc.problems)
-            except (ValueError, OSError) as exc:
-                problems.append(ConfigProblem(where, str(exc)))
-        if workspace.profile is not None:
-            try:
-                SqlProfileSource(workspace.profile).close()
-            except (ValueError, OSError) as exc:
-                problems.append(ConfigProblem(f"workspaces.{key}.profile", str(exc)))
-    if problems:
-        raise ConfigError(settings.source, problems)
-
-
-def _generate_dev_secrets(settings: Settings) -> None:
-    """Make the development secrets the service will sign with, before any worker starts.
-
-    Loading the configuration never writes (check-config only reads), so `serve`
-    generates them here: an instance folder it cannot write is a startup error
-    naming the key and the fix, not a running service whose every token is a 503.
-    """
-    problems: list[ConfigProblem] = []
-    for key, workspace in settings.workspaces.items():
-        sources = [
-            (f"{platform_path(key, platform)}.secret_dev", source)
-            for platform, source in workspace.own_secrets.items()
-        ]
-        sources += [
-            (f"workspaces.{key}.auth[{index}].secret_dev", method.secret)
-            for index, method in enumerate(workspace.auth)
-            if isinstance(method, SessionAuthSettings)
-        ]
-        for where, source in sources:
-            if source.kind != "dev":
-                continue
-            try:
-                source.get()
-            except SecretUnavailableError as exc:
-                problems.append(ConfigProblem(where, exc.detail.removeprefix(f"{source.what}: ")))
-    if problems:
-        raise ConfigError(settings.source, problems)
+    # Every problem, key files and profile URLs included, is the loader's to find:
+    # nothing is built here just to see whether it can be.
+    return load_settings(config_path, generate_dev_secrets=generate_dev_secrets)
 
 
 @click.group()
@@ -251,9 +188,9 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
     path = os.path.abspath(config_path) if config_path else None
     with fail_clearly():
         # Here, once, with a readable message; the workers start from these settings.
-        settings = _load(path)
-        # Loading never writes (check-config only reads): serve makes its dev secrets here.
-        _generate_dev_secrets(settings)
+        # Only serve makes development secrets (check-config only reads): a folder it
+        # cannot write is a startup error naming the key, not a 503 at every request.
+        settings = _load(path, generate_dev_secrets=True)
     start_serve_check(settings, path)  # never waited for: Intercom cannot delay startup
     if path:
         os.environ[CONFIG_ENV] = path
