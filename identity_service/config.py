@@ -27,21 +27,24 @@ from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
-from identity_service import naming
 from identity_service.auth.algorithms import IDP_ALGORITHMS
 from identity_service.errors import ConfigError, ConfigProblem
-from identity_service.intercom_api.rules import REST_BASES
+from identity_service.intercom import (
+    CDA_SOFT_LIMIT,
+    DEFAULT_REGION,
+    REGIONS,
+    REST_API_BASES,
+    STANDARD_ATTRIBUTES,
+    name_problem,
+)
 from identity_service.schema import default, field_rule, is_key, profile_backend, toml_keys
 from identity_service.secrets import SecretSource
 from identity_service.secrets import resolve as resolve_secrets
 from identity_service.settings import (
-    DEFAULT_REGION,
     DEMO_IDP_ISSUER,
     MOBILE_PLATFORMS,
     PLATFORMS,
-    REGIONS,
     SECRET_KEYS,
-    STANDARD_ATTRIBUTES,
     WORKSPACE_KEY_PATTERN,
     AttributeSpec,
     AuthSettings,
@@ -60,7 +63,6 @@ from identity_service.settings import (
 
 CONFIG_ENV = "IDENTITY_SERVICE_CONFIG"
 INSTANCE_ENV = "IDENTITY_SERVICE_INSTANCE"
-CDA_SOFT_LIMIT = 250
 WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
 
 _MISSING = object()
@@ -606,14 +608,14 @@ class _Loader:
         if "rest_base" in table:
             rest_base = self.value(table, _field(IntercomApiSettings, "rest_base"), str)
             rest_base = rest_base.rstrip("/")
-        elif region is not None and region in REST_BASES:
-            rest_base = REST_BASES[region]
+        elif region is not None and region in REST_API_BASES:
+            rest_base = REST_API_BASES[region]
         else:
             rest_base = ""
             self.problem(
                 "rest_base",
                 "is required when the workspace sets api_base instead of region: name "
-                f"Intercom's REST host ({', '.join(REST_BASES.values())})",
+                f"Intercom's REST host ({', '.join(REST_API_BASES.values())})",
             )
         if token is None:
             return None
@@ -654,7 +656,7 @@ class _Loader:
         name, type_ = found["name"], found["type"]
         # Every problem of this attribute is reported; a broken one is then left out,
         # so it never shows up again as a bogus duplicate.
-        if name and (reason := naming.name_problem(name, type_)):
+        if name and (reason := name_problem(name, type_)):
             self.problem("name", reason)
         if name in STANDARD_ATTRIBUTES and STANDARD_ATTRIBUTES[name] != type_:
             standard = STANDARD_ATTRIBUTES[name]
@@ -721,7 +723,7 @@ class _Loader:
             self.problem("key_file", f"no such file: {path}")
             return
         # Imported here: the key parsers (cryptography) are needed only for a key file.
-        from identity_service.auth.jwks import keyset_from_file
+        from identity_service.auth.keys import keyset_from_file
 
         try:
             keyset_from_file(path, [a for a in algorithms if a in IDP_ALGORITHMS])

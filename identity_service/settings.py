@@ -20,10 +20,10 @@ from typing import Literal
 
 from identity_service import schema
 from identity_service.errors import PlatformNotServedError, UnknownWorkspaceError
+from identity_service.intercom import ALWAYS_PROTECTED, STANDARD_ATTRIBUTES, AttributeType
 from identity_service.schema import NOT_A_KEY, rule
 from identity_service.secrets import SecretSource
 
-AttributeType = Literal["string", "integer", "number", "boolean", "date"]
 OnInvalid = Literal["drop", "reject"]
 OnUnavailable = Literal["fail", "omit"]
 OnStorageError = Literal["open", "closed"]
@@ -39,16 +39,6 @@ MOBILE_PLATFORMS: tuple[Platform, ...] = ("ios", "android")
 # Where a secret comes from: exactly one of these keys (never the secret itself).
 SECRET_KEYS = ("secret_env", "secret_file", "secret_dev")
 MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
-
-REGIONS: Mapping[str, str] = {
-    "us": "https://api-iam.intercom.io",
-    "eu": "https://api-iam.eu.intercom.io",
-    "au": "https://api-iam.au.intercom.io",
-}
-WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
-# Where an Intercom admin finds the Messenger API secret and "Enforce messenger security"
-# (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
-MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
 
 # The issuer of the demo's development identity provider (demo/idp.py). Written here so
 # the loader can refuse it in a configuration file without importing the demo package.
@@ -72,15 +62,6 @@ class AttributeSpec:
     @property
     def is_standard(self) -> bool:
         return self.name in STANDARD_ATTRIBUTES
-
-
-# Standard Intercom user attributes we may sign; every other name is a CDA.
-STANDARD_ATTRIBUTES: Mapping[str, AttributeType] = {
-    "email": "string",
-    "name": "string",
-    "phone": "string",
-    "created_at": "date",
-}
 
 
 @dataclass(frozen=True)
@@ -173,10 +154,6 @@ class ProfileSettings:
         return round(self.timeout + DEADLINE_GRACE, 3)
 
 
-# The region of a workspace that sets neither region nor api_base.
-DEFAULT_REGION = "us"
-
-
 @dataclass(frozen=True)
 class IntercomApiSettings:
     """Access to the workspace's Intercom REST API, for `intercom check` and `intercom sync`.
@@ -187,7 +164,7 @@ class IntercomApiSettings:
 
     # Never a development secret: Intercom would not know it. Access tokens are ~60 characters.
     token: SecretSource = field(metadata=rule(keys=("secret_env", "secret_file"), min_bytes=20))
-    # The region's REST host (intercom_api/rules.py), or the configured one.
+    # The region's REST host (intercom.REST_API_BASES), or the configured one.
     rest_base: str = field(metadata=rule(check=schema.https_url))
     # Seconds one request may take in all (connect, send, answer).
     timeout: float = field(default=10.0, metadata=rule(0.5, 60, "seconds"))
@@ -235,7 +212,7 @@ class WorkspaceSettings:
     secret: SecretSource | None = field(
         default=None, metadata=rule(keys=SECRET_KEYS, min_bytes=MESSENGER_SECRET_BYTES)
     )
-    region: str | None = None  # a key of REGIONS (DEFAULT_REGION), None with an api_base
+    region: str | None = None  # a key of intercom.REGIONS, None with an api_base
     token_lifetime: int = field(default=3600, metadata=rule(MIN_LIFETIME, MAX_LIFETIME, "seconds"))
     on_invalid: OnInvalid = "drop"
     attributes: tuple[AttributeSpec, ...] = ()
@@ -304,7 +281,7 @@ class WorkspaceSettings:
     @property
     def protected_keys(self) -> tuple[str, ...]:
         """Keys the browser must never set in clear: identity plus every signed attribute."""
-        names = ["user_id", "email", "user_hash", *(a.name for a in self.attributes)]
+        names = [*ALWAYS_PROTECTED, *(a.name for a in self.attributes)]
         return tuple(dict.fromkeys(names))
 
 

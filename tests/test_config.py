@@ -16,8 +16,8 @@ from identity_service import schema
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings, read_settings
 from identity_service.demo import idp
 from identity_service.errors import ConfigError
+from identity_service.intercom import REGIONS
 from identity_service.settings import (
-    REGIONS,
     BearerAuthSettings,
     IntercomApiSettings,
     ProfileSettings,

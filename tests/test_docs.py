@@ -865,7 +865,7 @@ _SETTINGS_PATH = re.compile(r"Settings(?: > [A-Z][A-Za-z ]*?)+ > Security")
 
 
 def test_every_mention_of_the_messenger_security_page_uses_intercoms_current_path() -> None:
-    from identity_service.settings import MESSENGER_SECURITY_SETTINGS
+    from identity_service.intercom import MESSENGER_SECURITY_SETTINGS
 
     sources = [*markdown_files(), *sorted((ROOT / "identity_service").rglob("*.py"))]
     found = {

@@ -12,9 +12,11 @@ from urllib.parse import urlsplit
 
 import click
 
+from identity_service.checklist import admin_checklist
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import load_settings
+from identity_service.frontend.embed import ON_FAILURE, embed_html, inline_script, messenger_options
 from identity_service.frontend.eslint_config import flat_config
 from identity_service.frontend.lint import (
     ALWAYS_PROTECTED,
@@ -29,22 +31,17 @@ from identity_service.frontend.lint_formats import (
     text_lines,
     tool_version,
 )
-from identity_service.frontend.snippet import (
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.frontend.script import (
     MODULE_NAME,
-    ON_FAILURE,
     SCRIPT_NAME,
-    SCRIPT_PATH,
-    MessengerConfig,
-    admin_checklist,
     csp_hash_source,
-    embed_html,
-    inline_script,
     messenger_integrity,
     messenger_js,
     messenger_module,
-    messenger_options,
     sri_sha384,
 )
+from identity_service.http.paths import SCRIPT_PATH
 
 EMBED_NAME = "intercom-messenger.html"
 

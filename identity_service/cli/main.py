@@ -14,10 +14,11 @@ import click
 import jwt
 
 from identity_service.attributes import AttributePolicy
+from identity_service.checklist import admin_checklist
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.frontend.snippet import admin_checklist
+from identity_service.intercom import TOKEN_ALGORITHM
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
     DEFAULT_PLATFORM,
@@ -26,7 +27,7 @@ from identity_service.settings import (
     Settings,
     WorkspaceSettings,
 )
-from identity_service.tokens import ALGORITHM, mint
+from identity_service.tokens import mint
 
 
 def _load(config_path: str | None, *, generate_dev_secrets: bool = False) -> Settings:
@@ -161,7 +162,7 @@ def mint_command(
         minted = mint(user_id, clean.values, chosen, int(time.time()), clean.warnings, platform)
     secret = chosen.secret_for(platform)
     ignored = sorted(set(raw) - set(clean.values) - {p.name for p in clean.dropped})
-    claims = jwt.decode(minted.token, secret.get(), algorithms=[ALGORITHM])
+    claims = jwt.decode(minted.token, secret.get(), algorithms=[TOKEN_ALGORITHM])
     # Which secret signed it: a token Intercom refuses is most often signed with another
     # platform's key. Where it is, never what it is.
     click.echo(

@@ -38,6 +38,7 @@ from identity_service.frontend.messenger_calls import COMMENTS, Program
 from identity_service.frontend.sources import SUFFIXES, Source, read_source, wanted
 from identity_service.frontend.suppressions import Comment, Suppression, read_suppression
 from identity_service.frontend.syntax import Positions, first_error, parse
+from identity_service.intercom import ALWAYS_PROTECTED
 
 __all__ = [
     "ALWAYS_PROTECTED",
@@ -52,7 +53,6 @@ __all__ = [
     "scan_text",
 ]
 
-ALWAYS_PROTECTED = ("user_id", "email", "user_hash")
 SKIP_DIRS = frozenset({"node_modules", ".git", ".hg", ".svn", "__pycache__", ".venv"})
 # In markup and template tags (not parsed as code): user_hash, user-hash, userHash.
 _MARKUP_USER_HASH = re.compile(rb"(?i)(?<![a-z0-9])user[_-]?hash(?![a-z0-9])")

@@ -21,6 +21,7 @@ from identity_service.errors import (
     InvalidRequestError,
     RateLimitedError,
 )
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.http.schemas import TokenRequestSchema
 from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability import REQUEST_ID_KEY, audit, note
@@ -28,7 +29,6 @@ from identity_service.runtime import EXTENSION, Runtime
 from identity_service.settings import Platform
 
 bp = Blueprint("api", __name__)
-TOKEN_PATH = "/v1/messenger/token"
 _request_schema = TokenRequestSchema()
 EMPTY_REQUEST: Mapping[str, Any] = _request_schema.load({})  # the schema's defaults
 # A token is a bearer credential for the Messenger: never cache it anywhere.

@@ -13,14 +13,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from identity_service.config import CDA_SOFT_LIMIT
 from identity_service.errors import IdentityServiceError
+from identity_service.intercom import (
+    CDA_SOFT_LIMIT,
+    DATA_TYPES,
+    MESSENGER_SECURITY_SETTINGS,
+    PEOPLE_DATA_SETTINGS,
+)
 from identity_service.intercom_api.client import IntercomClient
 from identity_service.intercom_api.models import DataAttribute
-from identity_service.intercom_api.rules import DATA_TYPES, PEOPLE_DATA_SETTINGS
 from identity_service.security_report import SEVERITIES, Finding, SecurityReport, Severity
 from identity_service.settings import (
-    MESSENGER_SECURITY_SETTINGS,
     IntercomApiSettings,
     Settings,
     WorkspaceSettings,

@@ -40,8 +40,8 @@ from identity_service.errors import (
     IntercomOutcomeUnknownError,
     IntercomUnreachableError,
 )
+from identity_service.intercom import REST_API_VERSION
 from identity_service.intercom_api.models import DataAttribute, parse_list
-from identity_service.intercom_api.rules import API_VERSION
 from identity_service.settings import IntercomApiSettings
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a workspace's attribute list is a few hundred KiB
@@ -154,7 +154,7 @@ class IntercomClient:
         headers = [
             ("Authorization", f"Bearer {token}"),
             ("Accept", "application/json"),
-            ("Intercom-Version", API_VERSION),
+            ("Intercom-Version", REST_API_VERSION),
             ("User-Agent", USER_AGENT),
         ]
         content = b""

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from identity_service.errors import IntercomApiError, IntercomOutcomeUnknownError
+from identity_service.intercom import DATA_TYPES
 from identity_service.intercom_api.check import WorkspaceCheck
 from identity_service.intercom_api.client import IntercomClient
 from identity_service.intercom_api.models import DataAttribute
-from identity_service.intercom_api.rules import DATA_TYPES
 from identity_service.settings import WorkspaceSettings
 
 ActionKind = Literal["create", "protect"]
