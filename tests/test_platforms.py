@@ -482,3 +482,21 @@ def test_check_config_and_the_admin_checklist_name_each_platforms_secret(
         assert re.search(rf"^\s+{platform}:\s+file {re.escape(str(path))}$", out, re.M)  # checklist
     assert "only once app versions that send the JWT are out" in out
     assert not any(secret in out for secret in SECRETS.values())
+
+
+def test_a_platform_may_share_the_secret_of_one_listed_after_it(service: ServiceFixture) -> None:
+    config = service.root / "shared-back.toml"
+    config.write_text(
+        BASE + WEB + '[workspaces.app.platforms.ios]\nsame_secret_as = "android"\n'
+        '[workspaces.app.platforms.android]\nsecret_file = "android.secret"\n'
+    )
+    settings = load_settings(config, {INSTANCE_ENV: str(service.root / "instance")})
+    workspace = settings.workspace(None)
+    assert workspace.secrets["ios"] is workspace.secrets["android"]
+    assert list(workspace.own_secrets) == ["web", "android"]
+    assert workspace.describe_secret("ios").endswith("android's secret (same_secret_as)")
+    assert workspace.secret_for("ios").get() == SECRETS["android"].encode()
+    # Found with every other secret, once: resolved at start and refreshed before each fork.
+    assert [s.key for s in settings.secrets()].count(
+        "workspaces.app.platforms.android.secret_file"
+    ) == 1
