@@ -1,43 +1,52 @@
 """Load and validate the TOML configuration into frozen `Settings`.
 
-Every problem is collected with its key path (`workspaces.eu.attributes[3].name`)
-and what would fix it, and all of them are reported together in one
-`ConfigError`, so an operator fixes a file in one pass. Nothing here runs at
-import time; the app factory and the CLI call `load_settings`.
+The loader walks the settings dataclasses' fields (settings.py: each key's
+type, default and limits, written there once). Every problem is collected with
+its key path (`workspaces.eu.attributes[3].name`) and what would fix it, and all
+of them are reported together in one `ConfigError`, so an operator fixes a file
+in one pass. Nothing here runs at import time.
+
+Two steps: `read_settings` turns the file into Settings and reads no secret;
+`load_settings` then resolves every secret as the running service does
+(`secrets.resolve`), which is what the app factory and `serve` use.
 """
 
 from __future__ import annotations
 
 import difflib
-import logging
 import os
 import re
 import sys
 import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import MISSING, Field, dataclass, fields
+from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar, cast, get_args
-from urllib.parse import urlsplit
+from types import UnionType
+from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
-from identity_service import naming
-from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
-from identity_service.ratelimit import parse_limit
-from identity_service.secrets import DEV_SECRET_BANNER, SecretSource
+from identity_service.auth.algorithms import IDP_ALGORITHMS
+from identity_service.errors import ConfigError, ConfigProblem
+from identity_service.intercom import (
+    CDA_SOFT_LIMIT,
+    DEFAULT_REGION,
+    REGIONS,
+    REST_API_BASES,
+    STANDARD_ATTRIBUTES,
+    name_problem,
+)
+from identity_service.schema import default, field_rule, is_key, profile_backend, toml_keys
+from identity_service.secrets import SecretSource
+from identity_service.secrets import resolve as resolve_secrets
 from identity_service.settings import (
     DEMO_IDP_ISSUER,
-    REGIONS,
-    STANDARD_ATTRIBUTES,
     WORKSPACE_KEY_PATTERN,
     AttributeSpec,
-    AttributeType,
     AuthSettings,
     BearerAuthSettings,
-    OnInvalid,
-    OnStorageError,
-    OnUnavailable,
+    IntercomApiSettings,
     ProfileSettings,
     RateLimitSettings,
     ServiceSettings,
@@ -46,23 +55,10 @@ from identity_service.settings import (
     WorkspaceSettings,
 )
 
-log = logging.getLogger(__name__)
-
 CONFIG_ENV = "IDENTITY_SERVICE_CONFIG"
 INSTANCE_ENV = "IDENTITY_SERVICE_INSTANCE"
-MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
-MAX_LEEWAY = 300
-CDA_SOFT_LIMIT = 250
 WORKSPACE_KEY = re.compile(WORKSPACE_KEY_PATTERN)
-SESSION_SECRET_MIN_BYTES = 16
-# Asymmetric only: an HS* IdP algorithm would let anyone holding the (public)
-# verification material forge tokens, the classic algorithm-confusion attack.
-IDP_ALGORITHMS = frozenset(
-    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-)
-SESSION_DIGESTS = frozenset({"sha1", "sha256", "sha384", "sha512"})
 
-T = TypeVar("T")
 _MISSING = object()
 
 
@@ -154,30 +150,64 @@ def instance_folder(environ: Mapping[str, str] | None = None) -> Path:
     return Path(configured).expanduser().resolve() if configured else default_instance_folder()
 
 
-def load_settings(
+def read_settings(
     path: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
-    """Read, validate and freeze the configuration, or raise ConfigError listing every problem."""
+    """Read and validate the configuration into frozen Settings; no secret is read, no file written.
+
+    For commands that need what the file says but not its secrets (lint-frontend,
+    in a product's CI). A ConfigError lists every problem.
+    """
+    loader = _parse(path, os.environ if environ is None else environ)
+    return loader.result(loader.problems)
+
+
+def load_settings(
+    path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    generate_dev_secrets: bool = False,
+) -> Settings:
+    """`read_settings`, then every secret resolved as the running service resolves it.
+
+    One ConfigError lists the file's problems and the secrets' together.
+    `generate_dev_secrets` makes missing development secrets now (`serve`);
+    otherwise the service makes them when it first needs them.
+    """
     env = os.environ if environ is None else environ
+    loader = _parse(path, env)
+    unavailable = resolve_secrets(loader.secrets, env, generate=generate_dev_secrets)
+    return loader.result([*loader.problems, *unavailable])
+
+
+def _parse(path: str | os.PathLike[str] | None, env: Mapping[str, str]) -> _Loader:
     config = read_config(path, env)
-    return _Loader(config.source, config.base, instance_folder(env), env).settings(config.data)
+    loader = _Loader(config.source, config.base, instance_folder(env))
+    loader.load(config.data)
+    return loader
 
 
 class _Loader:
-    """Walks the parsed TOML, collecting problems with their key paths."""
+    """Walks the parsed TOML along the settings' fields, collecting problems with key paths."""
 
-    def __init__(self, source: str, base: Path, instance: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, source: str, base: Path, instance: Path) -> None:
         self.source = source
         self.base = base
         self.instance = instance
-        self.env = env
         self.problems: list[ConfigProblem] = []
         self.warnings: list[str] = []
         self.path: list[str] = []
-        # Workspaces with a session [[auth]] table, even one whose secret failed, so the
+        self.secrets: list[SecretSource] = []  # every secret named, for the runtime to resolve
+        self.settings: Settings | None = None
+        # Workspaces with a session [[auth]] table, even a broken one, so the
         # cross-checks report every problem in one pass.
         self.session_workspaces: list[str] = []
+
+    def result(self, problems: list[ConfigProblem]) -> Settings:
+        if problems or self.settings is None:
+            raise ConfigError(self.source, problems)
+        return self.settings
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -197,58 +227,83 @@ class _Loader:
         finally:
             self.path.pop()
 
-    def only_keys(self, table: Mapping[str, Any], allowed: set[str]) -> None:
+    def only_keys(self, table: Mapping[str, Any], cls: type) -> None:
+        allowed = sorted(toml_keys(cls))
         for key in table:
             if key not in allowed:
-                close = difflib.get_close_matches(key, sorted(allowed), n=1)
-                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {sorted(allowed)}"
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"allowed: {allowed}"
                 self.problem(key, f"unknown key; {hint}")
 
-    def get(
-        self,
-        table: Mapping[str, Any],
-        key: str,
-        kind: type[T],
-        default: Any = _MISSING,
-        check: Callable[[T], str | None] | None = None,
-        *,
-        required: bool = False,
-    ) -> T:
-        value = table.get(key, _MISSING)
+    def values(
+        self, table: Mapping[str, Any], cls: type, skip: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """Each key of `cls` read from `table` by its field's type, default and rule.
+
+        A missing required key, or one of the wrong type or out of its limits,
+        is a problem; its value is then the default (or a placeholder), so the
+        walk goes on and reports the rest.
+        """
+        hints = _type_hints(cls)
+        found: dict[str, Any] = {}
+        for spec in fields(cls):
+            if is_key(spec) and spec.name not in skip:
+                found[spec.name] = self.value(table, spec, hints[spec.name])
+        return found
+
+    def value(self, table: Mapping[str, Any], spec: Field[Any], kind: Any) -> Any:
+        key, check, fallback = spec.name, field_rule(spec), default(spec)
+        raw = table.get(key, _MISSING)
+        if raw is _MISSING:
+            if fallback is MISSING:
+                self.problem(key, check.missing or f"is required ({_kind_name(kind)})")
+                return _placeholder(kind)
+            return fallback
+        value = self.typed(key, raw, kind)
         if value is _MISSING:
-            if required or default is _MISSING:
-                self.problem(key, f"is required ({_kind_name(kind)})")
-            return cast(T, default)
-        ok = isinstance(value, kind) and not (kind is int and isinstance(value, bool))
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            value, ok = float(value), True
-        if not ok:
-            self.problem(key, f"must be {_kind_name(kind)}, got {type(value).__name__}")
-            return cast(T, default)
-        if check is not None and (reason := check(value)) is not None:
+            return _placeholder(kind) if fallback is MISSING else fallback
+        if check.each is not None:
+            with self.at(key):
+                for index, item in enumerate(value):
+                    if (reason := check.each(item)) is not None:
+                        self.problem(index, reason)
+        if (reason := check.problem(value)) is not None:
             self.problem(key, reason)
-        return cast(T, value)
-
-    def strings(self, table: Mapping[str, Any], key: str, *, required: bool) -> tuple[str, ...]:
-        value = table.get(key, _MISSING)
-        if value is _MISSING:
-            if required:
-                self.problem(key, "is required (a string or a list of strings)")
-            return ()
-        if isinstance(value, str):
-            value = [value]
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problem(key, "must be a list of non-empty strings")
-            return ()
-        return tuple(value)
-
-    def choice(self, table: Mapping[str, Any], key: str, options: Any, default: str) -> str:
-        allowed = get_args(options)
-        value = self.get(table, key, str, default)
-        if value not in allowed:
-            self.problem(key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
-            return default
         return value
+
+    def typed(self, key: str, value: Any, kind: Any) -> Any:
+        """`value` as `kind` (int, float, str, bool, Path, Literal, tuple of str), or _MISSING."""
+        kind = _required(kind)
+        if get_origin(kind) is Literal:
+            allowed = get_args(kind)
+            if not isinstance(value, str):
+                self.problem(key, f"must be a string, got {type(value).__name__}")
+                return _MISSING
+            if value not in allowed:
+                self.problem(key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+                return _MISSING
+            return value
+        if get_origin(kind) is tuple:
+            if isinstance(value, str):
+                value = [value]
+            if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+                self.problem(key, "must be a list of non-empty strings")
+                return _MISSING
+            return tuple(value)
+        if kind is float and isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        expected = str if kind is Path else kind
+        if not isinstance(value, expected) or (kind is int and isinstance(value, bool)):
+            self.problem(key, f"must be {_kind_name(kind)}, got {type(value).__name__}")
+            return _MISSING
+        return self.file_path(value) if kind is Path else value
+
+    def strings(self, table: Mapping[str, Any], key: str) -> tuple[str, ...]:
+        """An optional list of strings (a lone string is a list of one)."""
+        if key not in table:
+            return ()
+        value = self.typed(key, table[key], tuple[str, ...])
+        return () if value is _MISSING else cast(tuple[str, ...], value)
 
     def table(self, parent: Mapping[str, Any], key: str) -> Mapping[str, Any] | None:
         value = parent.get(key)
@@ -264,56 +319,55 @@ class _Loader:
         return path if path.is_absolute() else self.base / path
 
     def secret(
-        self, table: Mapping[str, Any], what: str, min_bytes: int, prefix: str = "secret"
+        self, table: Mapping[str, Any], owner: type, name: str, what: str
     ) -> SecretSource | None:
-        """Exactly one of `<prefix>_env`, `<prefix>_file`, `<prefix>_dev = true`."""
-        keys = [k for k in (f"{prefix}_env", f"{prefix}_file", f"{prefix}_dev") if k in table]
+        """Where the secret of field `name` comes from: exactly one of its keys, never its value.
+
+        Its keys (`secret_env`, `secret_file`, `secret_dev`) and fewest bytes are the
+        field's rule; a field with a default (None) may also be left out.
+        """
+        spec = _field(owner, name)
+        check, optional = field_rule(spec), default(spec) is not MISSING
+        options = check.keys or ()
+        keys = [k for k in options if k in table]
+        if not keys and optional:
+            return None
         if len(keys) != 1:
             found = "none" if not keys else " and ".join(keys)
             self.problem(
                 None,
-                f"set exactly one of {prefix}_env (an environment variable name), "
-                f"{prefix}_file (a file path) or {prefix}_dev = true (development only); "
-                f"found {found}. Secrets are never written in this file",
+                f"set exactly one of {_secret_options(options)}; found {found}. "
+                "Secrets are never written in this file",
             )
             return None
-        key = keys[0]
+        key, raw = keys[0], table[keys[0]]
         if key.endswith("_dev"):
-            if self.get(table, key, bool, False) is not True:
-                self.problem(key, "can only be true; use secret_env or secret_file instead")
+            if raw is not True:
+                others = " or ".join(k for k in options if not k.endswith("_dev"))
+                self.problem(key, f"can only be true; use {others} instead")
                 return None
-            slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here()).strip("-")
-            path = self.instance / f"dev-{slug}.secret"
-            log.warning(DEV_SECRET_BANNER.format(what=what, path=path))
-            source = SecretSource("dev", str(path), what, min_bytes)
-            if not path.exists():
-                # Reading the configuration never writes: the service generates this
-                # file when it first needs the secret (SecretSource.load).
-                return source
-        else:
-            ref = self.get(table, key, str, "")
-            if not ref:
-                self.problem(key, "must be a non-empty string")
-                return None
-            if key.endswith("_env"):
-                source = SecretSource("env", ref, what, min_bytes)
-            else:
-                source = SecretSource("file", str(self.file_path(ref)), what, min_bytes)
-        self.check_secret(source, key)
-        return source
+            # The Messenger secret keeps the file name it always had: dev-workspaces-eu.secret.
+            slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here(None if name == "secret" else name))
+            dev = str(self.instance / f"dev-{slug.strip('-')}.secret")
+            return self.named(SecretSource("dev", dev, what, check.min_bytes), key)
+        if not isinstance(raw, str) or not raw:
+            self.problem(key, "must be a non-empty string")
+            return None
+        if key.endswith("_env"):
+            return self.named(SecretSource("env", raw, what, check.min_bytes), key)
+        path = str(self.file_path(raw))
+        return self.named(SecretSource("file", path, what, check.min_bytes), key)
 
-    def check_secret(self, source: SecretSource, key: str) -> None:
-        # The same read and strength check the running service uses, against the
-        # environment this configuration is loaded for.
-        try:
-            source.load(self.env)
-        except SecretUnavailableError as exc:
-            self.problem(key, exc.detail.removeprefix(f"{source.what}: "))
+    def named(self, source: SecretSource, key: str) -> SecretSource:
+        """The secret, told the key that names it and kept for the runtime to resolve."""
+        source.key = self.here(key)
+        self.secrets.append(source)
+        return source
 
     # -- the document -----------------------------------------------------------
 
-    def settings(self, data: Mapping[str, Any]) -> Settings:
-        self.only_keys(data, {"default_workspace", "service", "workspaces"})
+    def load(self, data: Mapping[str, Any]) -> None:
+        self.only_keys(data, Settings)
         service_table = self.table(data, "service") or {}
         with self.at("service"):
             service = self.service(service_table)
@@ -334,26 +388,24 @@ class _Loader:
                     workspace = self.workspace(key, raw)
                     if workspace is not None:
                         workspaces[key] = workspace
-        default = self.default_workspace(data, raw_workspaces)
+        default_workspace = self.default_workspace(data, raw_workspaces)
         self.cross_checks(service, workspaces)
-        if self.problems:
-            raise ConfigError(self.source, self.problems)
-        return Settings(
+        self.settings = Settings(
             source=self.source,
             service=service,
             workspaces=workspaces,
-            default_workspace=default,
+            default_workspace=default_workspace,
             warnings=tuple(self.warnings),
         )
 
     def default_workspace(self, data: Mapping[str, Any], workspaces: Mapping[str, Any]) -> str:
         if "default_workspace" in data:
-            name = self.get(data, "default_workspace", str, "")
+            name = self.typed("default_workspace", data["default_workspace"], str)
             if workspaces and name not in workspaces:
                 self.problem(
                     "default_workspace", f"names no workspace; choose one of {sorted(workspaces)}"
                 )
-            return name
+            return name if isinstance(name, str) else ""
         if len(workspaces) > 1:
             self.problem(
                 "default_workspace",
@@ -362,71 +414,36 @@ class _Loader:
         return next(iter(workspaces), "")
 
     def service(self, table: Mapping[str, Any]) -> ServiceSettings:
-        self.only_keys(
-            table, {"cors_origins", "hsts", "max_body_bytes", "proxy_hops", "rate_limit"}
-        )
-        origins = self.strings(table, "cors_origins", required=False)
-        with self.at("cors_origins"):
-            for i, origin in enumerate(origins):
-                if origin != "*" and (reason := _origin_problem(origin)):
-                    self.problem(i, reason)
-        return ServiceSettings(
-            cors_origins=origins,
-            hsts=self.get(table, "hsts", bool, False),
-            max_body_bytes=self.get(
-                table, "max_body_bytes", int, 4096, _between(64, 1024 * 1024, "bytes")
-            ),
-            proxy_hops=self.get(table, "proxy_hops", int, 0, _between(0, 5, "proxies")),
-            instance_path=self.instance,
-            rate_limit=self.rate_limit(self.table(table, "rate_limit") or {}),
-        )
+        self.only_keys(table, ServiceSettings)
+        found = self.values(table, ServiceSettings, skip={"rate_limit"})
+        rate_limit = self.rate_limit(self.table(table, "rate_limit") or {})
+        return ServiceSettings(**found, instance_path=self.instance, rate_limit=rate_limit)
 
     def rate_limit(self, table: Mapping[str, Any]) -> RateLimitSettings:
         with self.at("rate_limit"):
-            self.only_keys(
-                table,
-                {
-                    "enabled", "per_client", "per_user", "storage_url", "on_storage_error",
-                    "storage_timeout", "storage_retry_interval",
-                },
-            )  # fmt: skip
-            defaults = RateLimitSettings()
-            per_client = self.get(table, "per_client", str, defaults.per_client, _limit_problem)
-            per_user = self.get(table, "per_user", str, defaults.per_user, _limit_problem)
-            storage = self.get(table, "storage_url", str, defaults.storage_url, _storage_problem)
-            on_error = self.choice(table, "on_storage_error", OnStorageError, "open")
-            return RateLimitSettings(
-                per_client=per_client,
-                per_user=per_user,
-                storage_url=storage,
-                on_storage_error=cast(OnStorageError, on_error),
-                enabled=self.get(table, "enabled", bool, True),
-                storage_timeout=self.get(
-                    table, "storage_timeout", float, defaults.storage_timeout,
-                    _between(0.01, 5, "seconds"),
-                ),
-                storage_retry_interval=self.get(
-                    table, "storage_retry_interval", float, defaults.storage_retry_interval,
-                    _between(0.1, 300, "seconds"),
-                ),
-            )  # fmt: skip
+            self.only_keys(table, RateLimitSettings)
+            return RateLimitSettings(**self.values(table, RateLimitSettings))
 
     def workspace(self, key: str, table: Mapping[str, Any]) -> WorkspaceSettings | None:
-        self.only_keys(
+        self.only_keys(table, WorkspaceSettings)
+        found = self.values(
             table,
-            {
-                "app_id", "region", "api_base", "secret_env", "secret_file", "secret_dev",
-                "token_lifetime", "on_invalid", "attributes", "auth", "profile",
+            WorkspaceSettings,
+            skip={
+                "api_base",
+                "region",
+                "secret",
+                "attributes",
+                "auth",
+                "profile",
                 "user_id_pattern",
+                "intercom_api",
             },
-        )  # fmt: skip
-        app_id = self.get(table, "app_id", str, "", _app_id_problem, required=True)
-        api_base, region = self.api_base(table)
-        secret = self.secret(table, f"workspaces.{key} Messenger secret", 32)
-        lifetime = self.get(
-            table, "token_lifetime", int, 3600, _between(MIN_LIFETIME, MAX_LIFETIME, "seconds")
         )
-        on_invalid = cast(OnInvalid, self.choice(table, "on_invalid", OnInvalid, "drop"))
+        api_base, region = self.api_base(table)
+        secret = self.secret(
+            table, WorkspaceSettings, "secret", f"workspaces.{key} Messenger secret"
+        )
         attributes = self.attributes(table.get("attributes", []))
         raw_auth = table.get("auth", [])
         if isinstance(raw_auth, list) and any(
@@ -440,24 +457,28 @@ class _Loader:
         if profile_table is not None:
             with self.at("profile"):
                 profile = self.profile(profile_table)
+        intercom_table = self.table(table, "intercom_api")
+        intercom_api = None
+        if intercom_table is not None:
+            with self.at("intercom_api"):
+                intercom_api = self.intercom_api(intercom_table, region)
         if secret is None:
             return None
         return WorkspaceSettings(
+            **found,
             key=key,
-            app_id=app_id,
             api_base=api_base,
             secret=secret,
             region=region,
-            token_lifetime=lifetime,
-            on_invalid=on_invalid,
             attributes=attributes,
             auth=auth,
             profile=profile,
             user_id_pattern=user_id_pattern,
+            intercom_api=intercom_api,
         )
 
     def pattern(self, table: Mapping[str, Any], key: str) -> re.Pattern[str] | None:
-        source = self.get(table, key, str, "")
+        source = self.typed(key, table[key], str) if key in table else None
         if not source:
             return None
         try:
@@ -470,13 +491,47 @@ class _Loader:
         if "region" in table and "api_base" in table:
             self.problem("api_base", "set either region or api_base, not both")
         if "api_base" in table:
-            base = self.get(table, "api_base", str, "", _https_problem)
+            base = self.value(table, _field(WorkspaceSettings, "api_base"), str)
             return base.rstrip("/"), None
-        region = self.get(table, "region", str, "us")
+        region = self.typed("region", table.get("region", DEFAULT_REGION), str)
+        if region is _MISSING:
+            return REGIONS[DEFAULT_REGION], None
         if region not in REGIONS:
             self.problem("region", f"must be one of {sorted(REGIONS)}, or set api_base instead")
-            return REGIONS["us"], region
+            return REGIONS[DEFAULT_REGION], region
         return REGIONS[region], region
+
+    def intercom_api(
+        self, table: Mapping[str, Any], region: str | None
+    ) -> IntercomApiSettings | None:
+        """[workspaces.<name>.intercom_api]: the REST access token for `intercom check`/`sync`."""
+        self.only_keys(table, IntercomApiSettings)
+        found = self.values(table, IntercomApiSettings, skip={"token", "rest_base"})
+        token = None
+        if "secret_dev" in table or not ({"secret_env", "secret_file"} & set(table)):
+            self.problem(
+                None,
+                "set secret_env (an environment variable name) or secret_file (a file path) "
+                "holding an Intercom access token (Developer Hub > your app > Authentication); "
+                "a development secret cannot stand in for one",
+            )
+        else:
+            token = self.secret(table, IntercomApiSettings, "token", f"{self.here()} access token")
+        if "rest_base" in table:
+            rest_base = self.value(table, _field(IntercomApiSettings, "rest_base"), str)
+            rest_base = rest_base.rstrip("/")
+        elif region is not None and region in REST_API_BASES:
+            rest_base = REST_API_BASES[region]
+        else:
+            rest_base = ""
+            self.problem(
+                "rest_base",
+                "is required when the workspace sets api_base instead of region: name "
+                f"Intercom's REST host ({', '.join(REST_API_BASES.values())})",
+            )
+        if token is None:
+            return None
+        return IntercomApiSettings(**found, token=token, rest_base=rest_base)
 
     def attributes(self, raw: Any) -> tuple[AttributeSpec, ...]:
         if not isinstance(raw, list):
@@ -507,27 +562,25 @@ class _Loader:
         return tuple(specs)
 
     def attribute(self, item: Mapping[str, Any]) -> AttributeSpec | None:
-        self.only_keys(item, {"name", "type", "description", "claim", "profile"})
+        self.only_keys(item, AttributeSpec)
         before = len(self.problems)
-        name = self.get(item, "name", str, None, required=True)
-        type_ = cast(AttributeType, self.choice(item, "type", AttributeType, "string"))
-        description = self.get(item, "description", str, "")
-        claim = self.get(item, "claim", str, None)
-        profile = self.get(item, "profile", str, None)
+        found = self.values(item, AttributeSpec)
+        name, type_ = found["name"], found["type"]
         # Every problem of this attribute is reported; a broken one is then left out,
         # so it never shows up again as a bogus duplicate.
-        if name is not None and (reason := naming.name_problem(name, type_)):
+        if name and (reason := name_problem(name, type_)):
             self.problem("name", reason)
         if name in STANDARD_ATTRIBUTES and STANDARD_ATTRIBUTES[name] != type_:
             standard = STANDARD_ATTRIBUTES[name]
             self.problem("type", f"{name!r} is a standard attribute of type {standard!r}")
-        if not claim and not profile:
+        if not found["claim"] and not found["profile"]:
             self.problem(
                 None, 'say where the value comes from: claim = "..." and/or profile = "..."'
             )
-        if name is None or len(self.problems) > before:
+        if not name or len(self.problems) > before:
             return None
-        return AttributeSpec(name, type_, description, claim or None, profile or None)
+        return AttributeSpec(**{**found, "claim": found["claim"] or None,
+                                "profile": found["profile"] or None})  # fmt: skip
 
     def auth_methods(self, raw: Any) -> tuple[AuthSettings, ...]:
         if not isinstance(raw, list):
@@ -541,179 +594,95 @@ class _Loader:
                         self.problem(None, "must be a table with a method")
                         continue
                     method = item.get("method")
+                    built: AuthSettings | None = None
                     if method == "bearer":
-                        bearer = self.bearer(item)
-                        if bearer is not None:
-                            methods.append(bearer)
+                        built = self.bearer(item)
                     elif method == "session":
-                        session = self.session(item)
-                        if session is not None:
-                            methods.append(session)
+                        built = self.session(item)
                     else:
                         self.problem("method", 'must be "bearer" or "session"')
+                    if built is not None:
+                        methods.append(built)
         return tuple(methods)
 
-    def bearer(self, item: Mapping[str, Any]) -> BearerAuthSettings | None:
-        self.only_keys(
-            item,
-            {
-                "method", "issuer", "audience", "algorithms", "jwks_url", "key_file", "leeway",
-                "user_id_claim", "max_token_bytes", "jwks_timeout", "jwks_connect_timeout",
-                "jwks_read_timeout", "jwks_refetch_interval", "jwks_cache_ttl", "jwks_max_stale",
-                "jwks_retry_initial", "jwks_retry_max",
-            },
-        )  # fmt: skip
-        issuer = self.get(item, "issuer", str, "", _non_empty, required=True)
-        if issuer == DEMO_IDP_ISSUER:
+    def bearer(self, item: Mapping[str, Any]) -> BearerAuthSettings:
+        self.only_keys(item, BearerAuthSettings)
+        found = self.values(item, BearerAuthSettings, skip={"method"})
+        if found["issuer"] == DEMO_IDP_ISSUER:
             # `identity-service demo` adds this method itself; in a file it would let
             # `serve` trust tokens signed for published demo passwords.
             self.problem(
                 "issuer",
-                f"{issuer!r} is the demo's development identity provider, which only "
+                f"{DEMO_IDP_ISSUER!r} is the demo's development identity provider, which only "
                 "`identity-service demo` trusts (it adds it itself): name your IdP's issuer",
             )
-        audience = self.strings(item, "audience", required=True)
-        algorithms = self.strings(item, "algorithms", required=True)
-        for alg in algorithms:
+        for alg in found["algorithms"]:
             if alg not in IDP_ALGORITHMS:
                 self.problem(
                     "algorithms",
                     f"{alg!r} is not allowed; use asymmetric algorithms only "
                     f"({', '.join(sorted(IDP_ALGORITHMS))})",
                 )
-        sources = [k for k in ("jwks_url", "key_file") if k in item]
-        if len(sources) != 1:
+        if len([k for k in ("jwks_url", "key_file") if k in item]) != 1:
             self.problem(None, "set exactly one of jwks_url or key_file (a PEM or JWK file)")
-        jwks_url = self.get(item, "jwks_url", str, None, _https_problem)
-        key_file_raw = self.get(item, "key_file", str, None)
-        key_file = self.file_path(key_file_raw) if key_file_raw else None
-        if key_file is not None and not key_file.is_file():
-            self.problem("key_file", f"no such file: {key_file}")
-        timing = self.jwks_timing(item)
-        settings = BearerAuthSettings(
-            issuer=issuer,
-            audience=audience,
-            algorithms=algorithms,
-            jwks_url=jwks_url,
-            key_file=key_file,
-            leeway=self.get(item, "leeway", int, 30, _between(0, MAX_LEEWAY, "seconds")),
-            user_id_claim=self.get(item, "user_id_claim", str, "sub", _non_empty),
-            jwks_timeout=timing["jwks_timeout"],
-            jwks_connect_timeout=timing["jwks_connect_timeout"],
-            jwks_read_timeout=timing["jwks_read_timeout"],
-            jwks_refetch_interval=timing["jwks_refetch_interval"],
-            jwks_cache_ttl=timing["jwks_cache_ttl"],
-            jwks_max_stale=timing["jwks_max_stale"],
-            jwks_retry_initial=timing["jwks_retry_initial"],
-            jwks_retry_max=timing["jwks_retry_max"],
-            max_token_bytes=self.get(
-                item, "max_token_bytes", int, 8192, _between(512, 65536, "bytes")
-            ),
-        )
-        return settings
+        if found["key_file"] is not None:
+            self.key_file(found["key_file"], found["algorithms"])
+        return BearerAuthSettings(**found)
 
-    def jwks_timing(self, item: Mapping[str, Any]) -> dict[str, float]:
-        """The JWKS deadlines, cache and retry keys; their defaults are BearerAuthSettings'."""
-        # The connect and read timeouts are capped by jwks_timeout, and a retry
-        # by jwks_retry_max, where they apply: setting one key alone stays valid.
-        return {
-            key: self.get(item, key, float, _BEARER_DEFAULTS[key], _between(low, high, "seconds"))
-            for key, (low, high) in _JWKS_TIMING_BOUNDS.items()
-        }
+    def key_file(self, path: Path, algorithms: tuple[str, ...]) -> None:
+        """The IdP's pinned keys must be usable now, not first when a worker builds them."""
+        if not path.is_file():
+            self.problem("key_file", f"no such file: {path}")
+            return
+        # Imported here: the key parsers (cryptography) are needed only for a key file.
+        from identity_service.auth.keys import keyset_from_file
+
+        try:
+            keyset_from_file(path, [a for a in algorithms if a in IDP_ALGORITHMS])
+        except (OSError, ValueError) as exc:
+            self.problem("key_file", f"cannot use {path} as the IdP's public key: {exc}")
 
     def session(self, item: Mapping[str, Any]) -> SessionAuthSettings | None:
-        self.only_keys(
-            item,
-            {
-                "method", "secret_env", "secret_file", "secret_dev", "fallback_secret_envs",
-                "fallback_secret_files", "allowed_origins", "cookie_name", "salt", "digest",
-                "max_age", "user_id_key",
-            },
-        )  # fmt: skip
+        self.only_keys(item, SessionAuthSettings)
+        found = self.values(
+            item, SessionAuthSettings, skip={"method", "secret", "fallback_secrets"}
+        )
         what = f"{self.here()} session key"
-        secret = self.secret(item, what, SESSION_SECRET_MIN_BYTES)
+        secret = self.secret(item, SessionAuthSettings, "secret", what)
+        min_bytes = field_rule(_field(SessionAuthSettings, "fallback_secrets")).min_bytes
         fallbacks: list[SecretSource] = []
-        for name in self.strings(item, "fallback_secret_envs", required=False):
+        for name in self.strings(item, "fallback_secret_envs"):
             # A fallback is revoked, not kept, when its file goes bad: removing a
             # key is how an operator stops trusting it (secrets.py).
-            source = SecretSource(
-                "env", name, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES, on_refused="revoke"
-            )
-            self.check_secret(source, "fallback_secret_envs")
-            fallbacks.append(source)
-        for raw in self.strings(item, "fallback_secret_files", required=False):
+            source = SecretSource("env", name, f"{what} (fallback)", min_bytes, on_refused="revoke")
+            fallbacks.append(self.named(source, "fallback_secret_envs"))
+        for raw in self.strings(item, "fallback_secret_files"):
             path = str(self.file_path(raw))
             source = SecretSource(
-                "file", path, f"{what} (fallback)", SESSION_SECRET_MIN_BYTES, on_refused="revoke"
+                "file", path, f"{what} (fallback)", min_bytes, on_refused="revoke"
             )
-            self.check_secret(source, "fallback_secret_files")
-            fallbacks.append(source)
-        origins = self.strings(item, "allowed_origins", required=False)
-        with self.at("allowed_origins"):
-            for i, origin in enumerate(origins):
-                if reason := _origin_problem(origin):
-                    self.problem(i, reason)
-        digest = self.get(item, "digest", str, "sha1")
-        if digest not in SESSION_DIGESTS:
-            self.problem("digest", f"must be one of {sorted(SESSION_DIGESTS)}")
+            fallbacks.append(self.named(source, "fallback_secret_files"))
         if secret is None:
             return None
-        return SessionAuthSettings(
-            secret=secret,
-            fallback_secrets=tuple(fallbacks),
-            allowed_origins=origins,
-            cookie_name=self.get(item, "cookie_name", str, "session", _non_empty),
-            salt=self.get(item, "salt", str, "cookie-session"),
-            digest=digest,
-            max_age=self.get(
-                item, "max_age", int, 31 * 24 * 3600, _between(60, 400 * 86400, "seconds")
-            ),
-            user_id_key=self.get(item, "user_id_key", str, "user_id", _non_empty),
-        )
+        return SessionAuthSettings(**found, secret=secret, fallback_secrets=tuple(fallbacks))
 
     def profile(self, table: Mapping[str, Any]) -> ProfileSettings:
-        self.only_keys(
-            table,
-            {
-                "url", "query", "id_column", "timeout", "on_unavailable", "pool_size",
-                "breaker_cooldown",
-            },
-        )  # fmt: skip
-        url = self.get(table, "url", str, "", _non_empty, required=True)
+        self.only_keys(table, ProfileSettings)
+        found = self.values(table, ProfileSettings)
+        url, query, id_column = found["url"], found["query"], found["id_column"]
+        if url and (reason := profile_backend(url)):
+            self.problem(None, reason)
         if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
             # A relative SQLite path is relative to the configuration file, not the cwd.
             relative = url.removeprefix("sqlite:///")
             if relative and relative != ":memory:":
                 instance_relative = relative.replace("{instance}", str(self.instance.resolve()))
-                url = f"sqlite:///{self.file_path(instance_relative)}"
-        query = self.get(table, "query", str, "", _non_empty, required=True)
+                found["url"] = f"sqlite:///{self.file_path(instance_relative)}"
         if query and ":user_id" not in query:
             self.problem("query", "must use the bound parameter :user_id (never string formatting)")
-        id_column = self.get(table, "id_column", str, "", _non_empty, required=False)
-        if "id_column" not in table:
-            # Without it no row can be checked against the token's user id, and the
-            # database's own comparison may equate "01" and 1: refuse, do not guess.
-            self.problem(
-                "id_column",
-                "is required: name the query's column holding the user's own id, e.g. "
-                'id_column = "id" with query = "SELECT id, plan FROM users WHERE id = :user_id"',
-            )
-        elif id_column and query and not re.search(rf"\b{re.escape(id_column)}\b", query):
+        if id_column and query and not re.search(rf"\b{re.escape(id_column)}\b", query):
             self.problem("id_column", f"{id_column!r} does not appear in the query; select it")
-        on_unavailable = cast(
-            OnUnavailable, self.choice(table, "on_unavailable", OnUnavailable, "omit")
-        )
-        return ProfileSettings(
-            url=url,
-            query=query,
-            id_column=id_column,
-            timeout=self.get(table, "timeout", float, 2.0, _between(0.1, 30, "seconds")),
-            on_unavailable=on_unavailable,
-            pool_size=self.get(table, "pool_size", int, 5, _between(1, 50, "connections")),
-            breaker_cooldown=self.get(
-                table, "breaker_cooldown", float, 5.0, _between(0, 300, "seconds")
-            ),
-        )
+        return ProfileSettings(**found)
 
     def cross_checks(
         self, service: ServiceSettings, workspaces: Mapping[str, WorkspaceSettings]
@@ -740,97 +709,38 @@ def _part(key: str | int) -> str:
     return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
 
 
-def _kind_name(kind: type) -> str:
-    return {str: "a string", int: "an integer", float: "a number", bool: "true or false"}.get(
-        kind, kind.__name__
-    )
+def _secret_options(keys: tuple[str, ...]) -> str:
+    """'secret_env (an environment variable name), secret_file (a file path) or ...'."""
+    said = {"_env": "(an environment variable name)", "_file": "(a file path)",
+            "_dev": "= true (development only)"}  # fmt: skip
+    named = [f"{k} {said[k[k.rindex('_') :]]}" for k in keys]
+    return ", ".join(named[:-1]) + f" or {named[-1]}" if len(named) > 1 else "".join(named)
 
 
-_BEARER_DEFAULTS: Mapping[str, Any] = {f.name: f.default for f in fields(BearerAuthSettings)}
-# Seconds, (lowest, highest) accepted.
-_JWKS_TIMING_BOUNDS: Mapping[str, tuple[float, float]] = {
-    "jwks_timeout": (0.1, 10),
-    "jwks_connect_timeout": (0.05, 10),
-    "jwks_read_timeout": (0.05, 10),
-    "jwks_refetch_interval": (1, 3600),
-    "jwks_cache_ttl": (1, 86400),
-    "jwks_max_stale": (0, 7 * 86400),
-    "jwks_retry_initial": (0.05, 60),
-    "jwks_retry_max": (0.05, 300),
-}
+def _required(kind: Any) -> Any:
+    """`X` of `X | None` (an optional key's value, when it is set)."""
+    args = [a for a in get_args(kind) if a is not type(None)]
+    return args[0] if get_origin(kind) in (Union, UnionType) and len(args) == 1 else kind
 
 
-def _between(low: float, high: float, unit: str) -> Callable[[Any], str | None]:
-    def check(value: Any) -> str | None:
-        if not low <= value <= high:
-            return f"must be between {low:g} and {high:g} {unit}, got {value:g}"
-        return None
-
-    return check
-
-
-def _limit_problem(value: str) -> str | None:
-    if not value:
-        return None  # empty: this scope is not limited
-    try:
-        parse_limit(value)
-    except ValueError as exc:
-        return f'{exc}; write one, e.g. "30/minute" or "5 per second"'
-    return None
+def _kind_name(kind: Any) -> str:
+    kind = _required(kind)
+    if get_origin(kind) is tuple:
+        return "a string or a list of strings"
+    names = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
+    return names.get(kind, "a string" if kind is Path or get_origin(kind) is Literal else str(kind))
 
 
-def _storage_problem(value: str) -> str | None:
-    if value.startswith(("memory://", "redis://", "rediss://")):
-        return None
-    return "must be memory:// (one process) or redis://host:port/db (shared by every instance)"
+def _placeholder(kind: Any) -> Any:
+    """What a missing required key reads as while the walk goes on (the settings are refused)."""
+    kind = _required(kind)
+    return () if get_origin(kind) is tuple else "" if kind is str else None
 
 
-def _non_empty(value: str) -> str | None:
-    return None if value.strip() else "must not be empty"
+@cache
+def _type_hints(cls: type) -> dict[str, Any]:
+    return get_type_hints(cls)
 
 
-def _app_id_problem(value: str) -> str | None:
-    if not value or not value.isascii() or not value.isalnum():
-        return "must be your Intercom app id (letters and digits, e.g. 'ql8el0gn')"
-    return None
-
-
-def _https_problem(value: str) -> str | None:
-    parts = urlsplit(value)
-    local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
-    if parts.scheme == "https" or (parts.scheme == "http" and local):
-        return None
-    return "must be an https:// URL (plain http is allowed only for 127.0.0.1 / localhost)"
-
-
-def _origin_problem(origin: str) -> str | None:
-    parts = urlsplit(origin)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        return f"{origin!r} is not an origin; write scheme://host[:port]"
-    if parts.path or parts.query or parts.fragment or origin.endswith("/"):
-        return f"{origin!r} has a path; an origin is only scheme://host[:port]"
-    # Compared exactly with the Origin header, which browsers serialise in
-    # lowercase and without the scheme's default port: any other spelling
-    # would never match a browser, so it is refused rather than left dead.
-    canonical = f"{parts.scheme}://{parts.netloc.lower()}"
-    if not _ORIGIN.fullmatch(canonical):
-        # Origins are compared exactly. flask-cors would compile an entry with
-        # *, ?, [ or ( as an unanchored regex that also matches attacker hosts.
-        return f"{origin!r}: list each origin exactly (no wildcards, user info or patterns)"
-    try:
-        port = parts.port
-    except ValueError:
-        return f"{origin!r}: the port must be a number from 1 to 65535"
-    if port == _DEFAULT_PORTS[parts.scheme]:
-        canonical = canonical.rpartition(":")[0]
-    if origin != canonical:
-        return f"{origin!r}: write {canonical!r}, exactly as browsers send the Origin header"
-    return None
-
-
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-_ORIGIN = re.compile(
-    r"https?://(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?"
-)
+def _field(cls: type, name: str) -> Field[Any]:
+    return next(f for f in fields(cls) if f.name == name)

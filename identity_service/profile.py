@@ -21,6 +21,7 @@ from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
 from identity_service.breaker import CircuitBreaker
 from identity_service.deadlines import Watchdog
 from identity_service.errors import ProfileUnavailableError
+from identity_service.schema import profile_backend
 from identity_service.settings import (
     BREAKER_FAILURES,
     AttributeSpec,
@@ -313,9 +314,8 @@ def _engine_options(url: URL, settings: ProfileSettings) -> dict[str, Any]:
             # In-memory databases use a per-thread pool that takes no size.
             options |= {"pool_size": settings.pool_size, "pool_timeout": settings.timeout}
         return options
-    raise ValueError(
-        f"profile url: {backend!r} is not supported; use postgresql+psycopg:// or sqlite:///"
-    )
+    # The loader refuses other backends (schema.PROFILE_BACKENDS); settings built in code may not.
+    raise ValueError(profile_backend(backend))
 
 
 def _summary(exc: Exception) -> str:

@@ -26,25 +26,12 @@ from limits.storage import SlidingWindowCounterSupport, Storage, storage_from_st
 from limits.strategies import SlidingWindowCounterRateLimiter
 
 from identity_service.breaker import CircuitBreaker
-from identity_service.errors import IdentityServiceError
+from identity_service.errors import RateLimitedError, RateLimitScope
 from identity_service.settings import RateLimitSettings
 
 log = logging.getLogger(__name__)
 
 READY_KEY_SECONDS = 10  # the readiness probe's counter expires on its own
-
-
-class RateLimitedError(IdentityServiceError):
-    """Too many token requests (429); `retry_after` is whole seconds."""
-
-    status = 429
-    title = "Too many requests"
-    slug = "rate-limited"
-
-    def __init__(self, detail: str, retry_after: int, scope: str) -> None:
-        super().__init__(detail)
-        self.retry_after = retry_after
-        self.scope = scope
 
 
 def parse_limit(text: str) -> RateLimitItem:
@@ -199,7 +186,7 @@ class RateLimiter:
         if self.settings.enabled and self.per_user is not None:
             self._hit(self.per_user, "user", f"{workspace}:{user_id}")
 
-    def _hit(self, item: RateLimitItem, scope: str, key: str) -> None:
+    def _hit(self, item: RateLimitItem, scope: RateLimitScope, key: str) -> None:
         if self.memory is not None:
             now = self.clock()
             allowed, window = self.memory.hit(f"{scope}:{key}", item, now)
@@ -245,7 +232,7 @@ class RateLimiter:
         if (skipped := self.breaker.succeeded()) is not None:
             log.warning("rate limit storage answers again (%d checks skipped)", skipped)
 
-    def _storage_unavailable(self, scope: str) -> None:
+    def _storage_unavailable(self, scope: RateLimitScope) -> None:
         """The `on_storage_error` policy: let the request through, or refuse it until the
         storage is probed again."""
         if self.settings.on_storage_error == "open":
@@ -256,7 +243,7 @@ class RateLimiter:
             scope=scope,
         ) from None
 
-    def _refuse(self, scope: str, seconds: int) -> None:
+    def _refuse(self, scope: RateLimitScope, seconds: int) -> None:
         raise RateLimitedError(
             f"too many token requests for this {scope}; retry in {seconds} s",
             retry_after=seconds,

@@ -22,12 +22,12 @@ import os
 import secrets as stdlib_secrets
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from identity_service.errors import SecretUnavailableError
+from identity_service.errors import ConfigProblem, SecretUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class SecretSource:
     what: str  # e.g. "workspaces.eu messenger secret", for messages
     min_bytes: int = MIN_SECRET_BYTES
     on_refused: OnRefused = "keep"  # what a bad file means (see the module's docstring)
+    key: str = ""  # the configuration key naming it ("workspaces.eu.secret_env"), for problems
     _value: bytes | None = field(default=None, repr=False)
     _stamp: tuple[int, int, int] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -233,6 +234,32 @@ class SecretSource:
                     extra=_pid(),
                 )
         return None if self.on_refused == "revoke" else previous
+
+
+def resolve(
+    sources: Iterable[SecretSource],
+    environ: Mapping[str, str] | None = None,
+    *,
+    generate: bool = False,
+) -> list[ConfigProblem]:
+    """Read every secret now, as the service will sign and verify with them; the problems.
+
+    Each problem is at the key that names the secret, with the fix, never the
+    value. A development secret that does not exist yet is made only when
+    `generate` (`serve`, before any worker starts); otherwise the service makes
+    it when it first needs it, so commands that only read write nothing.
+    """
+    problems: list[ConfigProblem] = []
+    for source in sources:
+        if source.kind == "dev":
+            log.warning(DEV_SECRET_BANNER.format(what=source.what, path=source.reference))
+            if not generate and not Path(source.reference).exists():
+                continue
+        try:
+            source.load(environ)
+        except SecretUnavailableError as exc:
+            problems.append(ConfigProblem(source.key, exc.detail.removeprefix(f"{source.what}: ")))
+    return problems
 
 
 def _pid() -> dict[str, dict[str, int]]:

@@ -1,35 +1,35 @@
-"""The settings the service runs on: frozen dataclasses, built once by `config.load_settings`.
+"""The settings the service runs on: frozen dataclasses, and the configuration's one schema.
 
-Nothing here reads files or the environment; `config.py` does that and
-validates, so these types are plain data every module can share.
+Each field is a TOML key: its type and default are the key's, and its metadata
+(`schema.rule`) its limits and checks. `config.py` walks these fields to read
+and validate the file, and the documentation's key tables are tested against
+them, so a key, its default and its limits are written here and nowhere else.
+Nothing here reads files or the environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from re import Pattern
 from typing import Literal
 
+from identity_service import schema
 from identity_service.errors import UnknownWorkspaceError
+from identity_service.intercom import ALWAYS_PROTECTED, STANDARD_ATTRIBUTES, AttributeType
+from identity_service.schema import NOT_A_KEY, rule
 from identity_service.secrets import SecretSource
 
-AttributeType = Literal["string", "integer", "number", "boolean", "date"]
 OnInvalid = Literal["drop", "reject"]
 OnUnavailable = Literal["fail", "omit"]
 OnStorageError = Literal["open", "closed"]
-
-REGIONS: Mapping[str, str] = {
-    "us": "https://api-iam.intercom.io",
-    "eu": "https://api-iam.eu.intercom.io",
-    "au": "https://api-iam.au.intercom.io",
-}
-WIDGET_URL = "https://widget.intercom.io/widget/{app_id}"
-# Where an Intercom admin finds the Messenger API secret and "Enforce messenger security"
-# (Intercom's own link: app.intercom.com/a/apps/_/settings/channels/messenger/security).
-MESSENGER_SECURITY_SETTINGS = "Settings > Channels > Messenger > Security"
+SessionDigest = Literal["sha1", "sha256", "sha384", "sha512"]
+# Where a secret comes from: exactly one of these keys (never the secret itself).
+SECRET_KEYS = ("secret_env", "secret_file", "secret_dev")
+MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
 
 # The issuer of the demo's development identity provider (demo/idp.py). Written here so
 # the loader can refuse it in a configuration file without importing the demo package.
@@ -45,7 +45,7 @@ class AttributeSpec:
     """One whitelisted attribute: its Intercom name, type and where its value comes from."""
 
     name: str
-    type: AttributeType
+    type: AttributeType = "string"
     description: str = ""
     claim: str | None = None  # dotted path or full URI claim of the verified IdP token
     profile: str | None = None  # column of the profile row
@@ -55,35 +55,33 @@ class AttributeSpec:
         return self.name in STANDARD_ATTRIBUTES
 
 
-# Standard Intercom user attributes we may sign; every other name is a CDA.
-STANDARD_ATTRIBUTES: Mapping[str, AttributeType] = {
-    "email": "string",
-    "name": "string",
-    "phone": "string",
-    "created_at": "date",
-}
-
-
 @dataclass(frozen=True)
 class BearerAuthSettings:
     """Verify a bearer JWT from the product's identity provider."""
 
-    issuer: str
+    issuer: str = field(metadata=rule(check=schema.non_empty))
     audience: tuple[str, ...]
     algorithms: tuple[str, ...]
-    jwks_url: str | None = None
-    key_file: Path | None = None
-    leeway: int = 30
-    user_id_claim: str = "sub"
-    jwks_timeout: float = 3.0  # the total deadline of one JWKS fetch
-    jwks_connect_timeout: float = 1.0
-    jwks_read_timeout: float = 1.0  # the longest silence between two reads
-    jwks_refetch_interval: float = 30.0  # after a successful fetch, none sooner than this
-    jwks_cache_ttl: float = 600.0
-    jwks_max_stale: float = 86400.0  # keep using cached keys this long while the IdP is down
-    jwks_retry_initial: float = 0.5  # after a failed fetch; doubles per failure, with jitter
-    jwks_retry_max: float = 5.0
-    max_token_bytes: int = 8192
+    jwks_url: str | None = field(default=None, metadata=rule(check=schema.https_url))
+    key_file: Path | None = None  # a PEM or JWK(S) file, relative to the configuration file
+    leeway: int = field(default=30, metadata=rule(0, 300, "seconds"))
+    user_id_claim: str = field(default="sub", metadata=rule(check=schema.non_empty))
+    # The connect and read timeouts are capped by jwks_timeout, and a retry by
+    # jwks_retry_max, where they apply: setting one key alone stays valid.
+    # The total deadline of one JWKS fetch.
+    jwks_timeout: float = field(default=3.0, metadata=rule(0.1, 10, "seconds"))
+    jwks_connect_timeout: float = field(default=1.0, metadata=rule(0.05, 10, "seconds"))
+    # The longest silence between two reads.
+    jwks_read_timeout: float = field(default=1.0, metadata=rule(0.05, 10, "seconds"))
+    # After a successful fetch, none sooner than this.
+    jwks_refetch_interval: float = field(default=30.0, metadata=rule(1, 3600, "seconds"))
+    jwks_cache_ttl: float = field(default=600.0, metadata=rule(1, 86400, "seconds"))
+    # Keep using cached keys this long while the IdP is down.
+    jwks_max_stale: float = field(default=86400.0, metadata=rule(0, 7 * 86400, "seconds"))
+    # After a failed fetch; doubles per failure, with jitter.
+    jwks_retry_initial: float = field(default=0.5, metadata=rule(0.05, 60, "seconds"))
+    jwks_retry_max: float = field(default=5.0, metadata=rule(0.05, 300, "seconds"))
+    max_token_bytes: int = field(default=8192, metadata=rule(512, 65536, "bytes"))
     method: Literal["bearer"] = "bearer"
 
 
@@ -91,14 +89,18 @@ class BearerAuthSettings:
 class SessionAuthSettings:
     """Verify the product's own Flask-compatible signed session cookie."""
 
-    secret: SecretSource
-    fallback_secrets: tuple[SecretSource, ...] = ()
-    allowed_origins: tuple[str, ...] = ()
-    cookie_name: str = "session"
+    secret: SecretSource = field(metadata=rule(keys=SECRET_KEYS, min_bytes=16))
+    fallback_secrets: tuple[SecretSource, ...] = field(
+        default=(),
+        metadata=rule(keys=("fallback_secret_envs", "fallback_secret_files"), min_bytes=16),
+    )
+    allowed_origins: tuple[str, ...] = field(default=(), metadata=rule(each=schema.exact_origin))
+    cookie_name: str = field(default="session", metadata=rule(check=schema.non_empty))
     salt: str = "cookie-session"
-    digest: str = "sha1"
-    max_age: int = 31 * 24 * 3600  # Flask's PERMANENT_SESSION_LIFETIME
-    user_id_key: str = "user_id"
+    digest: SessionDigest = "sha1"
+    # Flask's PERMANENT_SESSION_LIFETIME.
+    max_age: int = field(default=31 * 24 * 3600, metadata=rule(60, 400 * 86400, "seconds"))
+    user_id_key: str = field(default="user_id", metadata=rule(check=schema.non_empty))
     method: Literal["session"] = "session"
 
 
@@ -113,16 +115,24 @@ BREAKER_FAILURES = 3  # failed profile lookups in a row that open the circuit br
 class ProfileSettings:
     """Where profile rows come from: a parameterised SQL query run through SQLAlchemy Core."""
 
-    url: str
-    query: str
+    url: str = field(metadata=rule(check=schema.non_empty))
+    query: str = field(metadata=rule(check=schema.non_empty))
     # The column of the query's row that holds the user's own id. A row is used
     # only when this value, as text, equals the token's user id exactly: the
-    # database may have compared :user_id in another type ("01" = 1).
-    id_column: str
-    timeout: float = 2.0
+    # database may have compared :user_id in another type ("01" = 1), so without
+    # it no row could be checked: refuse, do not guess.
+    id_column: str = field(
+        metadata=rule(
+            check=schema.non_empty,
+            missing="is required: name the query's column holding the user's own id, e.g. "
+            'id_column = "id" with query = "SELECT id, plan FROM users WHERE id = :user_id"',
+        )
+    )
+    timeout: float = field(default=2.0, metadata=rule(0.1, 30, "seconds"))
     on_unavailable: OnUnavailable = "omit"
-    pool_size: int = 5
-    breaker_cooldown: float = 5.0  # seconds the database is skipped after repeated failures
+    pool_size: int = field(default=5, metadata=rule(1, 50, "connections"))
+    # Seconds the database is skipped after repeated failures.
+    breaker_cooldown: float = field(default=5.0, metadata=rule(0, 300, "seconds"))
 
     @property
     def deadline(self) -> float:
@@ -136,20 +146,42 @@ class ProfileSettings:
 
 
 @dataclass(frozen=True)
+class IntercomApiSettings:
+    """Access to the workspace's Intercom REST API, for `intercom check` and `intercom sync`.
+
+    Optional: without it nothing reaches Intercom's REST API. The token only
+    ever goes into the Authorization header of requests to `rest_base`.
+    """
+
+    # Never a development secret: Intercom would not know it. Access tokens are ~60 characters.
+    token: SecretSource = field(metadata=rule(keys=("secret_env", "secret_file"), min_bytes=20))
+    # The region's REST host (intercom.REST_API_BASES), or the configured one.
+    rest_base: str = field(metadata=rule(check=schema.https_url))
+    # Seconds one request may take in all (connect, send, answer).
+    timeout: float = field(default=10.0, metadata=rule(0.5, 60, "seconds"))
+    connect_timeout: float = field(default=3.0, metadata=rule(0.1, 30, "seconds"))
+    # Further attempts after a 429, a 5xx or a timeout (idempotent calls).
+    retries: int = field(default=3, metadata=rule(0, 10, "retries"))
+    # Longest wait before one retry (a later rate-limit reset fails).
+    max_retry_wait: float = field(default=30.0, metadata=rule(0, 300, "seconds"))
+
+
+@dataclass(frozen=True)
 class WorkspaceSettings:
     """One Intercom app (workspace) we mint Messenger tokens for."""
 
-    key: str
-    app_id: str
-    api_base: str
-    secret: SecretSource
-    region: str | None = None
-    token_lifetime: int = 3600
+    key: str = field(metadata=NOT_A_KEY)  # the table's name: [workspaces.<key>]
+    app_id: str = field(metadata=rule(check=schema.app_id))
+    api_base: str = field(metadata=rule(check=schema.https_url))  # else the region's
+    secret: SecretSource = field(metadata=rule(keys=SECRET_KEYS, min_bytes=32))
+    region: str | None = None  # a key of intercom.REGIONS, None with an api_base
+    token_lifetime: int = field(default=3600, metadata=rule(MIN_LIFETIME, MAX_LIFETIME, "seconds"))
     on_invalid: OnInvalid = "drop"
     attributes: tuple[AttributeSpec, ...] = ()
     auth: tuple[AuthSettings, ...] = ()
     profile: ProfileSettings | None = None
     user_id_pattern: Pattern[str] | None = None  # every user id must fully match it
+    intercom_api: IntercomApiSettings | None = None
 
     @property
     def custom_attributes(self) -> tuple[AttributeSpec, ...]:
@@ -158,7 +190,7 @@ class WorkspaceSettings:
     @property
     def protected_keys(self) -> tuple[str, ...]:
         """Keys the browser must never set in clear: identity plus every signed attribute."""
-        names = ["user_id", "email", "user_hash", *(a.name for a in self.attributes)]
+        names = [*ALWAYS_PROTECTED, *(a.name for a in self.attributes)]
         return tuple(dict.fromkeys(names))
 
 
@@ -166,24 +198,27 @@ class WorkspaceSettings:
 class RateLimitSettings:
     """Limits in the `limits` notation ("30/minute"); empty disables that scope."""
 
-    per_client: str = "120/minute"
-    per_user: str = "30/minute"
-    storage_url: str = "memory://"
+    per_client: str = field(default="120/minute", metadata=rule(check=schema.rate_limit))
+    per_user: str = field(default="30/minute", metadata=rule(check=schema.rate_limit))
+    storage_url: str = field(default="memory://", metadata=rule(check=schema.storage_url))
     on_storage_error: OnStorageError = "open"
     enabled: bool = True
-    storage_timeout: float = 0.25  # seconds: Redis connect and each command's reply
-    storage_retry_interval: float = 5.0  # seconds a worker skips Redis after a failure
+    # Seconds: Redis connect and each command's reply.
+    storage_timeout: float = field(default=0.25, metadata=rule(0.01, 5, "seconds"))
+    # Seconds a worker skips Redis after a failure.
+    storage_retry_interval: float = field(default=5.0, metadata=rule(0.1, 300, "seconds"))
 
 
 @dataclass(frozen=True)
 class ServiceSettings:
     """Deployment-wide HTTP settings."""
 
-    cors_origins: tuple[str, ...] = ()
+    cors_origins: tuple[str, ...] = field(default=(), metadata=rule(each=schema.cors_origin))
     hsts: bool = False
-    max_body_bytes: int = 4096
-    proxy_hops: int = 0
-    instance_path: Path = Path("instance")
+    max_body_bytes: int = field(default=4096, metadata=rule(64, 1024 * 1024, "bytes"))
+    proxy_hops: int = field(default=0, metadata=rule(0, 5, "proxies"))
+    # The instance folder: $IDENTITY_SERVICE_INSTANCE, never the file.
+    instance_path: Path = field(default=Path("instance"), metadata=NOT_A_KEY)
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
 
 
@@ -191,11 +226,19 @@ class ServiceSettings:
 class Settings:
     """Everything the service needs, loaded and validated once."""
 
-    source: str
+    source: str = field(metadata=NOT_A_KEY)  # the file's name, for messages
     service: ServiceSettings
     workspaces: Mapping[str, WorkspaceSettings]
     default_workspace: str
-    warnings: tuple[str, ...] = field(default=())
+    warnings: tuple[str, ...] = field(default=(), metadata=NOT_A_KEY)
+
+    def secrets(self) -> Iterator[SecretSource]:
+        """Every secret the settings name: Messenger secrets, session keys and their fallbacks.
+
+        Found by type, in field order, so a secret field added to any settings
+        class is resolved and refreshed with the others.
+        """
+        return _secrets_in(tuple(self.workspaces.values()))
 
     def workspace(self, key: str | None) -> WorkspaceSettings:
         """The named workspace, or the default one when `key` is None."""
@@ -208,3 +251,14 @@ class Settings:
             if re.fullmatch(WORKSPACE_KEY_PATTERN, chosen) is None:
                 raise UnknownWorkspaceError("no workspace by that name is configured") from None
             raise UnknownWorkspaceError(f"no workspace named {chosen!r} is configured") from None
+
+
+def _secrets_in(value: object) -> Iterator[SecretSource]:
+    if isinstance(value, SecretSource):
+        yield value
+    elif isinstance(value, tuple):
+        for item in value:
+            yield from _secrets_in(item)
+    elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+        for spec in dataclasses.fields(value):
+            yield from _secrets_in(getattr(value, spec.name))

@@ -23,18 +23,17 @@ import orjson
 
 from identity_service.attributes import AttributeValue
 from identity_service.errors import InvalidUserIdError, SecretUnavailableError
+from identity_service.intercom import MAX_USER_ID_CHARS, TOKEN_ALGORITHM
 from identity_service.secrets import MIN_SECRET_BYTES
 from identity_service.settings import WorkspaceSettings
-from identity_service.user_ids import MAX_USER_ID_CHARS, user_id_problem
-
-ALGORITHM = "HS256"  # the only algorithm Intercom documents for Messenger tokens
+from identity_service.user_ids import user_id_problem
 
 
 def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
-_HEADER = _b64(json.dumps({"alg": ALGORITHM, "typ": "JWT"}, separators=(",", ":")).encode())
+_HEADER = _b64(json.dumps({"alg": TOKEN_ALGORITHM, "typ": "JWT"}, separators=(",", ":")).encode())
 
 
 @dataclass(frozen=True)

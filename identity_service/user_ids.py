@@ -15,7 +15,6 @@ import re
 
 from identity_service.text import is_unicode_text
 
-MAX_USER_ID_CHARS = 255  # Intercom's limit for user_id
 # C0 controls (NUL, TAB, LF, CR...), DEL, C1 controls, LINE and PARAGRAPH SEPARATOR.
 _CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 

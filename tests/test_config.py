@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import stat
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings
+from identity_service import schema
+from identity_service.config import CONFIG_ENV, INSTANCE_ENV, load_settings, read_settings
 from identity_service.demo import idp
 from identity_service.errors import ConfigError
-from identity_service.settings import REGIONS, BearerAuthSettings
+from identity_service.intercom import REGIONS
+from identity_service.settings import (
+    BearerAuthSettings,
+    IntercomApiSettings,
+    ProfileSettings,
+    RateLimitSettings,
+    ServiceSettings,
+    SessionAuthSettings,
+    Settings,
+    WorkspaceSettings,
+)
 from tests.conftest import MESSENGER_SECRET, MESSENGER_SECRET_ENV, WriteConfig
 
 ENV = MESSENGER_SECRET_ENV
@@ -52,6 +65,16 @@ id_column = "id"
 PROFILE_WITHOUT_ID_COLUMN = """[workspaces.eu.profile]
 url = "sqlite:///:memory:"
 query = "SELECT plan FROM users WHERE id = :user_id"
+"""
+SQLITE_PROFILE = """[workspaces.eu.profile]
+url = "sqlite:///:memory:"
+query = "SELECT id FROM t WHERE id = :user_id"
+id_column = "id"
+"""
+MYSQL_PROFILE = """[workspaces.eu.profile]
+url = "mysql://db/pete"
+query = "SELECT id FROM users WHERE id = :user_id"
+id_column = "id"
 """
 THREE_GOOD = attribute("plan") + attribute("teammates", "integer") + attribute("beta", "boolean")
 
@@ -605,3 +628,148 @@ def test_the_bundled_example_loads_with_an_empty_environment(
     again = load_settings(None, {INSTANCE_ENV: str(instance)})
     assert again.workspace(None).secret.get() == secret  # reused, not regenerated
     assert sorted(instance.iterdir()) == created
+
+
+# -- reading the file, then resolving its secrets ---------------------------------------------
+
+
+def test_reading_the_settings_reads_no_secret_and_writes_nothing(
+    write_config: WriteConfig, instance_path: Path
+) -> None:
+    text = (
+        workspace(secret_env='"NOT_SET_IN_CI"')
+        + SESSION_AUTH.replace(f'secret_env = "{ENV}"', "secret_dev = true")
+        + 'fallback_secret_files = ["missing.secret"]\n'
+    )
+    path = write_config(text)
+    settings = read_settings(path, {INSTANCE_ENV: str(instance_path)})
+    (method,) = settings.workspace(None).auth
+    assert settings.workspace(None).secret.reference == "NOT_SET_IN_CI"
+    assert method.secret.kind == "dev"
+    assert not instance_path.exists()
+    # The runtime's step reads each secret, and reports each at its key with the fix.
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {INSTANCE_ENV: str(instance_path)})
+    assert [p.path for p in caught.value.problems] == [
+        "workspaces.eu.secret_env",
+        "workspaces.eu.auth[0].fallback_secret_files",
+    ]
+    assert "NOT_SET_IN_CI is not set; export it" in caught.value.problems[0].message
+    assert not instance_path.exists()  # a development secret is made where it is used
+
+
+def test_loading_makes_the_development_secrets_only_when_asked(
+    write_config: WriteConfig, instance_path: Path
+) -> None:
+    path = write_config(workspace(drop=("secret_env",), secret_dev="true"))
+    environ = {INSTANCE_ENV: str(instance_path)}
+    load_settings(path, environ)
+    assert not instance_path.exists()
+    settings = load_settings(path, environ, generate_dev_secrets=True)
+    assert (instance_path / "dev-workspaces-eu.secret").read_bytes() == (
+        settings.workspace(None).secret.get()
+    )
+
+
+def test_a_key_file_without_a_usable_key_and_an_unsupported_database_are_loader_problems(
+    tmp_path: Path, write_config: WriteConfig, environ: dict[str, str]
+) -> None:
+    """Found by reading the file, with every other problem: nothing is built to find them."""
+    (tmp_path / "idp.pem").write_text("not a key\n")
+    text = (
+        workspace(token_lifetime="30")
+        + '[[workspaces.eu.auth]]\nmethod = "bearer"\nissuer = "https://idp.example/"\n'
+        + 'audience = "identity"\nalgorithms = ["RS256"]\nkey_file = "idp.pem"\n'
+        + MYSQL_PROFILE
+    )
+    with pytest.raises(ConfigError) as caught:
+        read_settings(write_config(text), environ)
+    assert [(p.path, p.message.split(":")[0]) for p in caught.value.problems] == [
+        ("workspaces.eu.token_lifetime", "must be between 60 and 86400 seconds, got 30"),
+        (
+            "workspaces.eu.auth[0].key_file",
+            f"cannot use {tmp_path / 'idp.pem'} as the IdP's public key",
+        ),
+        ("workspaces.eu.profile", "profile url"),
+    ]
+    assert "'mysql' is not supported" in caught.value.problems[2].message
+
+
+def test_the_settings_name_every_secret_at_its_key(
+    tmp_path: Path, write_config: WriteConfig, environ: dict[str, str]
+) -> None:
+    """What the runtime resolves at start and re-reads before each fork (LastGoodConfig)."""
+    for name in ("old-1.secret", "old-2.secret"):
+        (tmp_path / name).write_text("o" * 16)
+    text = (
+        workspace()
+        + SESSION_AUTH
+        + 'fallback_secret_envs = ["OLD_SESSION_KEY"]\n'
+        + 'fallback_secret_files = ["old-1.secret", "old-2.secret"]\n'
+        + workspace("us", region='"us"')
+    )
+    path = write_config('default_workspace = "eu"\n' + text)
+    settings = load_settings(path, {**environ, "OLD_SESSION_KEY": "k" * 16})
+    assert [(s.key, s.kind, s.on_refused) for s in settings.secrets()] == [
+        ("workspaces.eu.secret_env", "env", "keep"),
+        ("workspaces.eu.auth[0].secret_env", "env", "keep"),
+        ("workspaces.eu.auth[0].fallback_secret_envs", "env", "revoke"),
+        ("workspaces.eu.auth[0].fallback_secret_files", "file", "revoke"),
+        ("workspaces.eu.auth[0].fallback_secret_files", "file", "revoke"),
+        ("workspaces.us.secret_env", "env", "keep"),
+    ]
+    assert [s.min_bytes for s in settings.secrets()] == [32, 16, 16, 16, 16, 32]
+
+
+# -- the schema's limits are what the loader enforces -----------------------------------------
+
+# Where each settings class is written in a file, and found in the settings.
+_WHERE: dict[type, tuple[str, Callable[[Settings], object]]] = {
+    ServiceSettings: ("service", lambda s: s.service),
+    RateLimitSettings: ("service.rate_limit", lambda s: s.service.rate_limit),
+    WorkspaceSettings: ("workspaces.eu", lambda s: s.workspace(None)),
+    BearerAuthSettings: ("workspaces.eu.auth[0]", lambda s: s.workspace(None).auth[0]),
+    SessionAuthSettings: ("workspaces.eu.auth[1]", lambda s: s.workspace(None).auth[1]),
+    ProfileSettings: ("workspaces.eu.profile", lambda s: s.workspace(None).profile),
+    IntercomApiSettings: ("workspaces.eu.intercom_api", lambda s: s.workspace(None).intercom_api),
+}
+BOUNDED = [
+    pytest.param(cls, spec.name, id=f"{cls.__name__}.{spec.name}")
+    for cls in schema.tables(Settings)
+    for spec in dataclasses.fields(cls)
+    if schema.field_rule(spec).low is not None
+]
+
+
+def every_table(extra: dict[type, str]) -> str:
+    """A file with one table of each settings class; `extra` lines go into the named ones."""
+    return (
+        "[service]\n" + extra.get(ServiceSettings, "")
+        + "[service.rate_limit]\n" + extra.get(RateLimitSettings, "")
+        + workspace() + extra.get(WorkspaceSettings, "")
+        + BEARER_AUTH + 'algorithms = ["RS256"]\n' + extra.get(BearerAuthSettings, "")
+        + SESSION_AUTH + extra.get(SessionAuthSettings, "")
+        + SQLITE_PROFILE + extra.get(ProfileSettings, "")
+        + '[workspaces.eu.intercom_api]\nsecret_env = "TEST_INTERCOM_TOKEN"\n'
+        + extra.get(IntercomApiSettings, "")
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(("cls", "name"), BOUNDED)
+def test_each_limit_of_the_schema_is_the_loaders_inclusive_range(
+    write_config: WriteConfig, environ: dict[str, str], cls: type, name: str
+) -> None:
+    spec = next(f for f in dataclasses.fields(cls) if f.name == name)
+    rule = schema.field_rule(spec)
+    assert rule.low is not None and rule.high is not None
+    kind = int if isinstance(spec.default, int) else float
+    where, find = _WHERE[cls]
+    env = {**environ, "TEST_INTERCOM_TOKEN": "t" * 40}
+    for bound in (rule.low, rule.high):
+        text = every_table({cls: f"{name} = {kind(bound)!r}\n"})
+        assert getattr(find(load_settings(write_config(text), env)), name) == bound
+    above = kind(rule.high + 1)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write_config(every_table({cls: f"{name} = {above!r}\n"})), env)
+    assert [p.path for p in caught.value.problems] == [f"{where}.{name}"]
+    assert f"must be between {schema.number(rule.low)} and " in caught.value.problems[0].message

@@ -3,7 +3,8 @@
 - README's quick start names exactly the Makefile targets that exist (`make run`, `make test`);
 - every `tests/...py::test_name[case]` reference (SECURITY.md above all) names a real test;
 - every relative link and `#anchor` in README.md, SECURITY.md and docs/*.md resolves;
-- docs/configuration.md's key tables list exactly the keys config.py's loader accepts.
+- docs/configuration.md's key tables list exactly the keys of the settings schema
+  (settings.py, read by config.py's loader), with their defaults and limits.
 
 Each checker returns a list of problems. The tests at the bottom feed each one a
 broken document, which shows that these tests fail when the docs drift.
@@ -12,6 +13,7 @@ broken document, which shows that these tests fail when the docs drift.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import itertools
 import os
 import re
@@ -19,20 +21,23 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
 
+from identity_service import schema
 from identity_service.config import CONFIG_ENV, INSTANCE_ENV
 from identity_service.demo.cli import demo as demo_command
+from identity_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 SECURITY = ROOT / "SECURITY.md"
 DOCS = ROOT / "docs"
 CONFIG_DOC = DOCS / "configuration.md"
-CONFIG_PY = ROOT / "identity_service" / "config.py"
 MAKEFILE = ROOT / "Makefile"
 
 # `name:` at the start of a line, not `name :=` (a variable) nor `.PHONY:` / `$(STAMP):`.
@@ -228,28 +233,54 @@ def link_problems(path: Path, root: Path = ROOT) -> list[str]:
 # -- (d) configuration keys -------------------------------------------------------------------
 
 
-def loader_keys(source: str) -> dict[str, set[str]]:
-    """For each method of config.py that calls `self.only_keys(table, {...})`: the allowed keys."""
-    allowed: dict[str, set[str]] = {}
-    for function in ast.walk(ast.parse(source)):
-        if not isinstance(function, ast.FunctionDef):
-            continue
-        for node in ast.walk(function):
-            if (
-                isinstance(node, ast.Call)
-                and isinstance(node.func, ast.Attribute)
-                and node.func.attr == "only_keys"
-                and len(node.args) == 2
-                and isinstance(node.args[1], ast.Set)
-            ):
-                keys = {e.value for e in node.args[1].elts if isinstance(e, ast.Constant)}
-                allowed.setdefault(function.name, set()).update(str(k) for k in keys)
-    return allowed
+def table_name(cls: type) -> str:
+    """The config-keys table of a settings class: BearerAuthSettings -> bearer."""
+    name = re.sub(r"(Auth)?(Settings|Spec)$", "", cls.__name__) or "Settings"
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def documented_keys(markdown: str) -> tuple[dict[str, list[str]], list[str]]:
-    """Section -> keys of each `<!-- config-keys: section -->` table, and unreadable rows."""
-    documented: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class KeyRow:
+    """What the schema says of one key, for its documentation row: its default and limits."""
+
+    default: str | None  # `30`, `"sub"`, `[]` as the table writes it; None: not checked
+    limits: str | None  # "0 to 300"
+
+
+def _documented_value(value: Any) -> str | None:
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, int | float):
+        return f"`{value!r}`"
+    if isinstance(value, str):
+        return f'`"{value}"`'
+    return "`[]`" if value == () else None
+
+
+def schema_keys(root: type = Settings) -> dict[str, dict[str, KeyRow]]:
+    """Each settings table's keys (schema.tables), with the default and limits to show."""
+    tables: dict[str, dict[str, KeyRow]] = {}
+    for cls in schema.tables(root):
+        rows = tables.setdefault(table_name(cls), {})
+        for spec in dataclasses.fields(cls):
+            if not schema.is_key(spec):
+                continue
+            rule = schema.field_rule(spec)
+            value = schema.default(spec)
+            limits = None
+            if rule.low is not None and rule.high is not None:
+                limits = f"{schema.number(rule.low)} to {schema.number(rule.high)}"
+            default = (
+                None if value is dataclasses.MISSING or rule.keys else _documented_value(value)
+            )
+            for key in rule.keys or (spec.name,):
+                rows[key] = KeyRow(default, limits)
+    return tables
+
+
+def documented_keys(markdown: str) -> tuple[dict[str, list[tuple[str, str]]], list[str]]:
+    """Section -> (key, row) of each `<!-- config-keys: section -->` table, and unreadable rows."""
+    documented: dict[str, list[tuple[str, str]]] = {}
     bad_rows = []
     for marker in _KEY_MARKER.finditer(markdown):
         section, table = marker.group(1), marker.group(2)
@@ -261,26 +292,34 @@ def documented_keys(markdown: str) -> tuple[dict[str, list[str]], list[str]]:
             if cell is None:
                 bad_rows.append(f"{section}: {row.strip()[:60]}")
             else:
-                keys.append(cell.group(1))
+                keys.append((cell.group(1), row))
     return documented, bad_rows
 
 
-def config_key_problems(markdown: str, source: str) -> list[str]:
-    allowed = loader_keys(source)
+def config_key_problems(markdown: str, allowed: Mapping[str, Mapping[str, KeyRow]]) -> list[str]:
     documented, bad_rows = documented_keys(markdown)
     problems = [f"not a `key` row: {row}" for row in bad_rows]
     for section in sorted(set(allowed) - set(documented)):
         problems.append(f"the loader's {section}() keys have no config-keys table")
     for section in sorted(set(documented) - set(allowed)):
-        problems.append(f"config-keys table {section!r} matches no only_keys() call in config.py")
+        problems.append(f"config-keys table {section!r} matches no settings class")
     for section in sorted(set(allowed) & set(documented)):
-        keys = documented[section]
+        keys = [key for key, _ in documented[section]]
+        rows = dict(documented[section])
         for key in sorted({k for k in keys if keys.count(k) > 1}):
             problems.append(f"{section}: {key} is documented twice")
-        for key in sorted(set(keys) - allowed[section]):
+        for key in sorted(set(keys) - set(allowed[section])):
             problems.append(f"{section}: {key} is documented but the loader refuses it")
-        for key in sorted(allowed[section] - set(keys)):
+        for key in sorted(set(allowed[section]) - set(keys)):
             problems.append(f"{section}: {key} is accepted by the loader but not documented")
+        for key in sorted(set(allowed[section]) & set(keys)):
+            row, expected = rows[key], allowed[section][key]
+            if expected.default is not None and expected.default not in row:
+                problems.append(
+                    f"{section}: {key}'s row does not show its default {expected.default}"
+                )
+            if expected.limits is not None and expected.limits not in row:
+                problems.append(f"{section}: {key}'s row does not say {expected.limits!r}")
     return problems
 
 
@@ -362,10 +401,13 @@ def helps() -> dict[str, str]:
     from identity_service.cli.main import main
 
     helps = {}
-    for name in main.commands:
+    for name, command in main.commands.items():
         result = CliRunner().invoke(main, [name, "--help"])
         assert result.exit_code == 0, result.output
         helps[name] = result.output
+        # A group (`intercom check`, `intercom sync`): its subcommands' options count as its own.
+        for sub in getattr(command, "commands", {}):
+            helps[name] += CliRunner().invoke(main, [name, sub, "--help"]).output
     return helps
 
 
@@ -668,9 +710,9 @@ def test_the_readme_shows_the_demo_screenshot_and_links_every_page() -> None:
 
 def test_configuration_md_documents_exactly_the_keys_the_loader_accepts() -> None:
     markdown = CONFIG_DOC.read_text("utf-8")
-    source = CONFIG_PY.read_text("utf-8")
-    assert len(loader_keys(source)) >= 8  # top level, service, rate limit, workspace, ...
-    assert config_key_problems(markdown, source) == []
+    keys = schema_keys()
+    assert len(keys) >= 8  # top level, service, rate limit, workspace, ...
+    assert config_key_problems(markdown, keys) == []
 
 
 # -- the checkers catch what they are for ---------------------------------------------------------
@@ -775,17 +817,24 @@ def test_github_slugs() -> None:
     )
 
 
+# A schema of two tables for the checkers' own tests: [service] holds [service.profile].
+_ProfileSettings = dataclasses.make_dataclass("ProfileSettings", [("url", str)])
+_ServiceSettings = dataclasses.make_dataclass(
+    "ServiceSettings",
+    [
+        ("hsts", bool),
+        ("proxy_hops", int, dataclasses.field(default=0, metadata=schema.rule(0, 5, "proxies"))),
+        ("profile", _ProfileSettings | None, None),
+    ],
+)
+
+
 def test_config_key_checker_fails_both_ways() -> None:
-    source = (
-        "class _Loader:\n"
-        "    def service(self, table):\n"
-        "        self.only_keys(table, {'hsts', 'proxy_hops'})\n"
-        "    def profile(self, table):\n"
-        "        self.only_keys(table, {'url'})\n"
-    )
+    source = schema_keys(_ServiceSettings)
     markdown = (
         "<!-- config-keys: service -->\n| key | type |\n|---|---|\n"
         "| `hsts` | boolean |\n| `hstss` | boolean |\n| hsts | no backticks |\n"
+        "| `profile` | table |\n"
     )
     problems = config_key_problems(markdown, source)
     assert "not a `key` row: service: | hsts | no backticks |" in problems
@@ -795,13 +844,28 @@ def test_config_key_checker_fails_both_ways() -> None:
     assert len(problems) == 4, problems
 
 
+def test_config_key_checker_fails_on_a_stale_default_or_limit() -> None:
+    markdown = (
+        "<!-- config-keys: service -->\n| key | type | default | rules |\n|---|---|---|---|\n"
+        "| `hsts` | boolean | required | |\n| `proxy_hops` | integer | `1` | 0 to 3. |\n"
+        "| `profile` | table | none | |\n"
+        "<!-- config-keys: profile -->\n| key | type |\n|---|---|\n| `url` | string |\n"
+    )
+    assert config_key_problems(markdown, schema_keys(_ServiceSettings)) == [
+        "service: proxy_hops's row does not show its default `0`",
+        "service: proxy_hops's row does not say '0 to 5'",
+    ]
+    fixed = markdown.replace("`1` | 0 to 3.", "`0` | 0 to 5.")
+    assert config_key_problems(fixed, schema_keys(_ServiceSettings)) == []
+
+
 # -- (f) Intercom's wording, once -----------------------------------------------------------
 
 _SETTINGS_PATH = re.compile(r"Settings(?: > [A-Z][A-Za-z ]*?)+ > Security")
 
 
 def test_every_mention_of_the_messenger_security_page_uses_intercoms_current_path() -> None:
-    from identity_service.settings import MESSENGER_SECURITY_SETTINGS
+    from identity_service.intercom import MESSENGER_SECURITY_SETTINGS
 
     sources = [*markdown_files(), *sorted((ROOT / "identity_service").rglob("*.py"))]
     found = {

@@ -20,7 +20,7 @@ import pytest
 from gunicorn.http.errors import InvalidChunkSize
 
 from identity_service import create_app
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from tests.support.leak_guard import LeakGuard
 from tests.support.raw_http import assert_problem, parse_responses, request
 from tests.support.served import Server, serving

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from identity_service import naming
+from identity_service import intercom
 from identity_service.config import load_settings
 from identity_service.errors import ConfigError
 from tests.conftest import MESSENGER_SECRET_ENV, WriteConfig
@@ -19,18 +19,18 @@ NOT_DATES = ["string", "integer", "number", "boolean"]
 
 
 def test_forbidden_characters_are_exactly_intercoms() -> None:
-    assert frozenset(SPEC_FORBIDDEN) == naming.FORBIDDEN_CHARACTERS
+    assert frozenset(SPEC_FORBIDDEN) == intercom.FORBIDDEN_CHARACTERS
 
 
 def test_reserved_names_are_exactly_the_specs() -> None:
-    assert frozenset(SPEC_RESERVED) == naming.RESERVED_NAMES
+    assert frozenset(SPEC_RESERVED) == intercom.RESERVED_NAMES
 
 
 @pytest.mark.parametrize("char", SPEC_FORBIDDEN, ids=lambda c: f"U+{ord(c):04X}")
 @pytest.mark.parametrize("where", ["start", "middle", "end"])
 def test_every_forbidden_character_is_refused_anywhere(char: str, where: str) -> None:
     name = {"start": f"{char}plan", "middle": f"plan{char}tier", "end": f"plan{char}"}[where]
-    reason = naming.name_problem(name, "string")
+    reason = intercom.name_problem(name, "string")
     assert reason is not None
     assert "forbids" in reason
     assert ("NUL" if char == "\x00" else char) in reason
@@ -39,12 +39,12 @@ def test_every_forbidden_character_is_refused_anywhere(char: str, where: str) ->
 @pytest.mark.parametrize("type_", TYPES)
 @pytest.mark.parametrize("name", ["", " ", "\t"])
 def test_empty_names_are_refused(name: str, type_: str) -> None:
-    assert naming.name_problem(name, type_) == "must not be empty"
+    assert intercom.name_problem(name, type_) == "must not be empty"
 
 
 @pytest.mark.parametrize("name", SPEC_RESERVED)
 def test_reserved_names_are_refused(name: str) -> None:
-    reason = naming.name_problem(name, "string")
+    reason = intercom.name_problem(name, "string")
     assert reason is not None
     assert "reserved" in reason
 
@@ -52,7 +52,7 @@ def test_reserved_names_are_refused(name: str) -> None:
 @pytest.mark.parametrize("type_", NOT_DATES)
 @pytest.mark.parametrize("name", ["last_order_at", "created_at", "_at"])
 def test_an_at_name_must_be_a_date(name: str, type_: str) -> None:
-    reason = naming.name_problem(name, type_)
+    reason = intercom.name_problem(name, type_)
     assert reason is not None
     assert "_at" in reason
     assert 'type = "date"' in reason
@@ -60,7 +60,7 @@ def test_an_at_name_must_be_a_date(name: str, type_: str) -> None:
 
 @pytest.mark.parametrize("name", ["last_order", "signed_up", "at", "last_order_AT", "dated"])
 def test_a_date_must_end_in_at(name: str) -> None:
-    reason = naming.name_problem(name, "date")
+    reason = intercom.name_problem(name, "date")
     assert reason is not None
     assert "must end in _at" in reason
 
@@ -84,7 +84,7 @@ def test_a_date_must_end_in_at(name: str) -> None:
     ],
 )
 def test_good_names_pass(name: str, type_: str) -> None:
-    assert naming.name_problem(name, type_) is None
+    assert intercom.name_problem(name, type_) is None
 
 
 # -- the rules that need the whole whitelist: duplicates and the CDA soft limit --------

@@ -17,7 +17,8 @@ import time_machine
 from flask.testing import FlaskClient
 
 from identity_service import create_app
-from identity_service.ratelimit import RateLimitedError, RateLimiter
+from identity_service.errors import RateLimitedError
+from identity_service.ratelimit import RateLimiter
 from identity_service.settings import OnStorageError, RateLimitSettings
 from tests.support.redis_server import own_redis
 from tests.support.service import ServiceFixture, make_service

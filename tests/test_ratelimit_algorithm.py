@@ -30,7 +30,8 @@ from limits import parse
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import SlidingWindowCounterRateLimiter
 
-from identity_service.ratelimit import RateLimitedError, RateLimiter
+from identity_service.errors import RateLimitedError
+from identity_service.ratelimit import RateLimiter
 from identity_service.settings import RateLimitSettings
 from tests.test_ratelimit import REDIS_URL, needs_redis
 

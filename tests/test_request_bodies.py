@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from tests.support.served import Server, serving
 from tests.support.service import MAX_BODY_BYTES, ServiceFixture, make_service, padded_body
 

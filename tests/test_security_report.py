@@ -18,6 +18,7 @@ import pytest
 import time_machine
 from click.testing import CliRunner
 
+from identity_service.auth.bearer import BearerAuthenticator
 from identity_service.cli.main import main
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.errors import ConfigError
@@ -171,7 +172,9 @@ CASES: list[tuple[str, dict[str, Any], set[Row], set[Row]]] = [
     ("RSA family only", {"algorithms": '["RS256", "PS256", "RS512"]'}, set(), set()),
     ("RSA and EC", {"algorithms": '["RS256", "ES256"]'},
      {("medium", "bearer-algorithms-mixed", f"{AUTH0}.algorithms")}, set()),
-    ("EC and EdDSA", {"algorithms": '["ES256", "EdDSA"]'},
+    # From a JWKS: the fixture's pinned key file holds an RSA key, which these cannot use.
+    ("EC and EdDSA", {"algorithms": '["ES256", "EdDSA"]',
+                      "key_source": 'jwks_url = "https://idp.pete.example/jwks.json"'},
      {("medium", "bearer-algorithms-mixed", f"{AUTH0}.algorithms")}, set()),
     ("jwks over https", {"key_source": 'jwks_url = "https://idp.pete.example/jwks.json"'},
      set(), set()),
@@ -300,12 +303,24 @@ def _replace_auth(settings: Settings, index: int, **changes: Any) -> Settings:
     return dataclasses.replace(settings, workspaces={"main": ws})
 
 
-def test_a_symmetric_idp_algorithm_is_high(tmp_path: Path) -> None:
+@pytest.mark.parametrize("algorithm", ["HS256", "HS384", "HS512", "none"])
+def test_a_symmetric_idp_algorithm_never_runs_so_no_finding_grades_it(
+    root: Path, tmp_path: Path, algorithm: str
+) -> None:
+    """The loader refuses it and so does the authenticator, for settings built in code.
+
+    (A `bearer-algorithm-symmetric` finding once graded it: it could never fire on a
+    configuration the loader accepts, nor on settings the service can run.)
+    """
+    with pytest.raises(ConfigError, match=rf"'{algorithm}' is not allowed"):
+        grade(root, algorithms=f'["RS256", "{algorithm}"]')
     settings = make_service(tmp_path).settings
-    assert isinstance(settings.workspaces["main"].auth[0], BearerAuthSettings)
-    forged = _replace_auth(settings, 0, algorithms=("RS256", "HS256"))
-    found = {(f.severity, f.id) for f in assess(forged, workers=1).findings}
-    assert ("high", "bearer-algorithm-symmetric") in found
+    forged = _replace_auth(settings, 0, algorithms=("RS256", algorithm))
+    method = forged.workspaces["main"].auth[0]
+    assert isinstance(method, BearerAuthSettings)
+    with pytest.raises(ValueError, match="must be asymmetric"):
+        BearerAuthenticator(method)
+    assess(forged, workers=1)  # the report itself still grades such settings without failing
 
 
 def test_cors_wildcard_with_cookie_authentication_is_high(tmp_path: Path) -> None:
@@ -472,8 +487,8 @@ def assert_no_secret(text: str) -> None:
 def test_the_report_and_the_checklist_name_the_same_intercom_settings_page(
     tmp_path: Path,
 ) -> None:
-    from identity_service.frontend.snippet import admin_checklist
-    from identity_service.settings import MESSENGER_SECURITY_SETTINGS
+    from identity_service.checklist import admin_checklist
+    from identity_service.intercom import MESSENGER_SECURITY_SETTINGS
 
     settings = load_settings(None, {INSTANCE_ENV: str(tmp_path / "instance")})
     report = assess(settings, workers=2).to_text()

@@ -17,7 +17,7 @@ import pytest
 from gunicorn.config import Config
 
 from identity_service.errors import ConfigError, ConfigProblem
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.http.server_logging import SafeLogger, redact
 from tests.support.leak_guard import LeakGuard
 from tests.support.raw_http import request

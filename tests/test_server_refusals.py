@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from tests.support.leak_guard import LeakGuard
 from tests.support.raw_http import assert_problem, request
 from tests.support.served import Server, serving

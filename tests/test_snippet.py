@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -19,29 +20,34 @@ from hypothesis import strategies as st
 
 from identity_service import create_app
 from identity_service.auth import Identity
+from identity_service.checklist import admin_checklist
 from identity_service.cli import frontend as frontend_cli
-from identity_service.frontend.snippet import (
-    MODULE_FOOTER,
-    MessengerConfig,
-    UnsafeSnippetError,
-    admin_checklist,
-    check_nonce,
-    check_script_url,
-    csp_hash_source,
+from identity_service.errors import UnsafeSnippetError
+from identity_service.frontend.embed import (
     embed_html,
-    inline_json,
     inline_script,
     loader_tag,
+    messenger_options,
+    render_messenger_tag,
+)
+from identity_service.frontend.escaping import (
+    check_nonce,
+    check_script_url,
+    inline_json,
+)
+from identity_service.frontend.jinja import register_jinja
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.frontend.script import (
+    MODULE_FOOTER,
+    csp_hash_source,
     messenger_integrity,
     messenger_js,
     messenger_module,
-    messenger_options,
-    register_jinja,
-    render_messenger_tag,
     sri_sha384,
 )
 from identity_service.issuer import TokenIssuer
-from identity_service.settings import WorkspaceSettings
+from identity_service.secrets import SecretSource
+from identity_service.settings import IntercomApiSettings, WorkspaceSettings
 from identity_service.tokens import mint
 from tests.support.service import ServiceFixture, make_service
 
@@ -419,6 +425,22 @@ def test_admin_checklist(workspace: WorkspaceSettings, service: ServiceFixture) 
     assert '"Enforce messenger security"' in text
     assert "messenger.secret" in text  # where the secret is, never what it is
     assert service.messenger_secret not in text
+    # Steps 1-2 are provable: the checklist names the command that proves them.
+    assert f"identity-service intercom check --workspace {workspace.key}" in text
+    assert f"[workspaces.{workspace.key}.intercom_api]" in text  # none configured here
+
+
+def test_admin_checklist_with_a_rest_token_says_how_to_prove_and_fix(
+    workspace: WorkspaceSettings,
+) -> None:
+    api = IntercomApiSettings(
+        token=SecretSource("env", "INTERCOM_TOKEN", "intercom token"),
+        rest_base="https://api.intercom.io",
+    )
+    text = admin_checklist(dataclasses.replace(workspace, intercom_api=api))
+    assert f"`identity-service intercom check --workspace {workspace.key}`" in text
+    assert f"intercom sync --workspace {workspace.key} --apply" in text
+    assert "intercom_api]" not in text  # nothing left to configure
 
 
 def _cli() -> click.Group:

@@ -13,7 +13,7 @@ from werkzeug.test import TestResponse
 
 from identity_service import create_app
 from identity_service.config import load_settings
-from identity_service.frontend.snippet import (
+from identity_service.frontend.script import (
     MODULE_FOOTER,
     messenger_integrity,
     messenger_module,

@@ -20,7 +20,7 @@ from werkzeug.test import Client, TestResponse
 from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.http import problems
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.http.token_route import TokenRoute
 from identity_service.observability import RequestObserver
 from tests.support.service import (

@@ -21,7 +21,6 @@ fixed `detail` that never contains the token.
 
 from __future__ import annotations
 
-import binascii
 import math
 import re
 import time
@@ -31,8 +30,10 @@ from typing import Any
 import jwt
 
 from identity_service.auth import Identity, Method, RequestView
-from identity_service.auth.jwks import KeySet, KeySource, TrustedKey, key_source, load_json_object
-from identity_service.config import IDP_ALGORITHMS
+from identity_service.auth.algorithms import IDP_ALGORITHMS
+from identity_service.auth.jose import b64url_decode, load_json_object
+from identity_service.auth.jwks import KeySource, key_source
+from identity_service.auth.keys import KeySet, TrustedKey
 from identity_service.errors import AuthenticationError
 from identity_service.settings import BearerAuthSettings
 
@@ -49,12 +50,6 @@ _KEY_HEADERS = frozenset({"jku", "x5u", "jwk", "x5c"})
 # A kid longer than this is no IdP's; it is refused without a JWKS refetch.
 MAX_KID_LENGTH = 256
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
-_B64URL_INDEX = {
-    c: i for i, c in enumerate("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-}
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-# The last character of 2 (or 3) leftover characters carries 4 (or 2) bits no byte uses.
-_UNUSED_BITS = {2: 0x0F, 3: 0x03}
 
 
 # One algorithm object per allowed name, built once: verification is then a
@@ -162,8 +157,8 @@ class BearerAuthenticator:
         """The payload, once one candidate key verifies the signature over the signing input."""
         signing_input, _, signature_segment = token.rpartition(".")
         try:
-            signature = _b64decode(signature_segment)
-            payload = load_json_object(_b64decode(signing_input.partition(".")[2]))
+            signature = b64url_decode(signature_segment)
+            payload = load_json_object(b64url_decode(signing_input.partition(".")[2]))
         except ValueError:
             raise AuthenticationError("malformed", "the token is not a well-formed JWT") from None
         algorithm = _ALGORITHMS[alg]  # alg is on the allowlist (checked by _header_policy)
@@ -222,33 +217,9 @@ def _header(token: str) -> dict[str, Any]:
     """The token's JOSE header, decoded strictly; not trusted until the signature verifies."""
     segment = token.partition(".")[0]
     try:
-        return load_json_object(_b64decode(segment))
+        return load_json_object(b64url_decode(segment))
     except ValueError:
         raise AuthenticationError("malformed", "the token's header is not valid") from None
-
-
-def _b64decode(segment: str) -> bytes:
-    """Unpadded, canonical base64url (RFC 7515 §2); anything else is ValueError.
-
-    Canonical means the last character's unused low bits are zero: checked on
-    that one character rather than by encoding the result again (a third of the
-    work of verifying a token, RSA aside).
-    """
-    leftover = len(segment) % 4
-    if leftover == 1:
-        raise ValueError("impossible base64url length")
-    if "+" in segment or "/" in segment or "=" in segment:
-        raise ValueError("not base64url: standard alphabet or padding")
-    try:
-        standard = segment.encode("ascii").translate(_URLSAFE_TO_STANDARD)
-        # strict_mode refuses every character outside the alphabet (the lenient
-        # default would skip them), so a decoded segment is exactly the sent one.
-        data = binascii.a2b_base64(standard + b"=" * (-leftover % 4), strict_mode=True)
-    except (UnicodeEncodeError, binascii.Error):
-        raise ValueError("invalid base64url") from None
-    if leftover and _B64URL_INDEX[segment[-1]] & _UNUSED_BITS[leftover]:
-        raise ValueError("non-canonical base64url")
-    return data
 
 
 def _select(keys: KeySet, kid: str | None) -> tuple[TrustedKey, ...]:

@@ -1,8 +1,7 @@
-"""The identity provider's public keys: fetched from a JWKS URL, or read from a file.
+"""Where the identity provider's public keys come from: a JWKS URL (fetched, cached) or a file.
 
-Each JWK is parsed once into a `cryptography` public key and kept, with the
-algorithms it may verify, in an immutable `KeySet`; verifying a token only
-looks keys up, it never parses them again.
+The keys themselves are parsed by `auth.keys` into an immutable `KeySet`
+(strict JSON by `auth.jose`); this module decides when to fetch them again.
 
 The remote source caches its set for `jwks_cache_ttl` seconds, then keeps
 serving it while one background fetch refreshes it, for up to
@@ -20,198 +19,28 @@ Where keys come from is configuration only: nothing a token says (`kid`,
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 import random
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection
+from dataclasses import dataclass
 from pathlib import Path
 from threading import Thread
-from typing import Any, NoReturn, Protocol
+from typing import Protocol
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
-from cryptography.hazmat.primitives.asymmetric.ed448 import Ed448PublicKey
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
-from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from jwt import PyJWK, PyJWTError
-
+from identity_service.auth.jose import load_json_object
 from identity_service.auth.key_fetch import Fetch, FetchLimits, fetch_url
+from identity_service.auth.keys import KeySet, keyset_from_file, keyset_from_jwks
 from identity_service.errors import ConfigError, ConfigProblem, KeySourceUnavailableError
 from identity_service.settings import BearerAuthSettings
 
 log = logging.getLogger(__name__)
 
-PublicKey = RSAPublicKey | EllipticCurvePublicKey | Ed25519PublicKey | Ed448PublicKey
 Clock = Callable[[], float]
-
-RSA_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"})
-# ES256 is P-256 only, and so on: a curve that does not match the algorithm is refused.
-EC_ALGORITHMS: Mapping[str, str] = {
-    "secp256r1": "ES256",
-    "secp384r1": "ES384",
-    "secp521r1": "ES512",
-}
-MIN_RSA_BITS = 2048
-MAX_KEYS = 64  # a kid-less token is tried against each matching key; keep that bounded
-
-
-# -- strict JSON ----------------------------------------------------------------
-
-
-def load_json_object(data: bytes | str) -> dict[str, Any]:
-    """Parse a JSON object as JOSE requires: duplicate member names and NaN/Infinity refused.
-
-    With `json.loads` the last duplicate wins, so a header or payload could
-    mean one thing to us and another to a different parser (RFC 7515 §5.2,
-    RFC 8725 §3.6); refusing is the only safe reading.
-    """
-    try:
-        # JWS and JWKS JSON is UTF-8 (RFC 7515 §5.1, RFC 8259 §8.1); a bad byte is ValueError.
-        text = data.decode("utf-8") if isinstance(data, bytes) else data
-        value = _STRICT_DECODER.decode(text)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
-    if not isinstance(value, dict):
-        raise ValueError("not a JSON object")
-    return value
-
-
-def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate member name")
-    return result
-
-
-def _refuse(constant: str) -> NoReturn:
-    raise ValueError(f"{constant} is not valid JSON")
-
-
-# Built once: `json.loads(..., object_pairs_hook=...)` would build a decoder per call.
-_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates, parse_constant=_refuse)
-
-
-# -- keys -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TrustedKey:
-    """A public key from a configured source, and the algorithms it may verify."""
-
-    key: PublicKey
-    algorithms: tuple[str, ...]  # configured allowlist ∩ key type ∩ the JWK's own `alg`
-    kid: str | None = None
-
-
-@dataclass(frozen=True)
-class KeySet:
-    """The keys one source currently trusts, indexed by `kid` once rather than per token."""
-
-    keys: tuple[TrustedKey, ...]
-    _by_kid: Mapping[str, tuple[TrustedKey, ...]] = field(init=False, repr=False, compare=False)
-    unnamed: tuple[TrustedKey, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        by_kid: dict[str, list[TrustedKey]] = {}
-        for trusted in self.keys:
-            if trusted.kid is not None:
-                by_kid.setdefault(trusted.kid, []).append(trusted)
-        object.__setattr__(self, "_by_kid", {k: tuple(v) for k, v in by_kid.items()})
-        object.__setattr__(self, "unnamed", tuple(k for k in self.keys if k.kid is None))
-
-    def with_kid(self, kid: str) -> tuple[TrustedKey, ...]:
-        """The keys published under `kid` (usually one; empty when unknown)."""
-        return self._by_kid.get(kid, ())
-
-
-def algorithms_for(key: PublicKey) -> frozenset[str]:
-    """Which JWS algorithms a key of this type and curve can verify."""
-    if isinstance(key, RSAPublicKey):
-        return RSA_ALGORITHMS
-    if isinstance(key, EllipticCurvePublicKey):
-        alg = EC_ALGORITHMS.get(key.curve.name)
-        return frozenset({alg}) if alg else frozenset()
-    return frozenset({"EdDSA"})
-
-
-def trusted_key(
-    key: object, allowed: Collection[str], *, kid: str | None = None, alg: str | None = None
-) -> TrustedKey | None:
-    """`key` as a TrustedKey, or None when it cannot verify any allowed algorithm."""
-    if not isinstance(key, PublicKey):
-        return None  # private keys and exotic types are never used to verify
-    if isinstance(key, RSAPublicKey) and key.key_size < MIN_RSA_BITS:
-        return None
-    usable = algorithms_for(key) & set(allowed)
-    if alg is not None:
-        usable &= {alg}  # a JWK that names its algorithm verifies that one only
-    if not usable:
-        return None
-    return TrustedKey(key=key, algorithms=tuple(sorted(usable)), kid=kid)
-
-
-def key_from_jwk(jwk: Mapping[str, Any], allowed: Collection[str]) -> TrustedKey | None:
-    """One JWK as a TrustedKey, or None when it is not a usable signature-verification key."""
-    kid, alg = jwk.get("kid"), jwk.get("alg")
-    if (kid is not None and not isinstance(kid, str)) or (
-        alg is not None and not isinstance(alg, str)
-    ):
-        return None
-    if jwk.get("use", "sig") != "sig" or jwk.get("kty") not in {"RSA", "EC", "OKP"}:
-        return None  # encryption keys and symmetric ("oct") keys never verify tokens
-    ops = jwk.get("key_ops")
-    if ops is not None and (not isinstance(ops, list) or "verify" not in ops):
-        return None
-    if "d" in jwk:
-        # Private material in a JWKS is an IdP misconfiguration; never use it.
-        log.warning("ignoring JWK %r: it contains a private key", kid)
-        return None
-    try:
-        parsed = PyJWK(dict(jwk)).key
-    except (PyJWTError, ValueError, TypeError, KeyError):
-        return None
-    return trusted_key(parsed, allowed, kid=kid, alg=alg)
-
-
-def keyset_from_jwks(document: Mapping[str, Any], allowed: Collection[str]) -> KeySet:
-    """The usable keys of a JWK Set (or of a single JWK); ValueError when there are none."""
-    raw = document.get("keys", [document])
-    if not isinstance(raw, list):
-        raise ValueError("'keys' is not a list")
-    keys = [k for k in (key_from_jwk(j, allowed) for j in raw if isinstance(j, dict)) if k]
-    if not keys:
-        raise ValueError("no usable signature-verification key for the allowed algorithms")
-    if len(keys) > MAX_KEYS:
-        log.warning("the JWKS has %d usable keys; using the first %d", len(keys), MAX_KEYS)
-    return KeySet(tuple(keys[:MAX_KEYS]))
-
-
-def keyset_from_file(path: Path, allowed: Collection[str]) -> KeySet:
-    """Keys from a PEM public key or certificate(s), or a JWK or JWKS file; ValueError if none."""
-    data = path.read_bytes()
-    if data.lstrip().startswith(b"{"):
-        return keyset_from_jwks(load_json_object(data), allowed)
-    if b"-----BEGIN CERTIFICATE-----" in data:
-        # A certificate (as Auth0 and Okta offer for download) is only a container
-        # for the key here: pinning the file is the trust decision, so its dates
-        # and chain are not checked.
-        candidates: list[object] = [c.public_key() for c in x509.load_pem_x509_certificates(data)]
-    else:
-        candidates = [load_pem_public_key(data)]
-    keys = [k for k in (trusted_key(c, allowed) for c in candidates) if k]
-    if not keys:
-        raise ValueError("no public key usable with the allowed algorithms")
-    return KeySet(tuple(keys))
-
-
-# -- sources --------------------------------------------------------------------
 
 
 class KeySource(Protocol):

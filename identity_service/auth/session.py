@@ -28,13 +28,14 @@ from uuid import UUID
 from itsdangerous import BadPayload, BadSignature, TimestampSigner, URLSafeTimedSerializer
 
 from identity_service.auth import Identity, Method, RequestView
-from identity_service.errors import AuthenticationError, ForbiddenOriginError
-from identity_service.settings import SessionAuthSettings
+from identity_service.errors import AuthenticationError, AuthReason, ForbiddenOriginError
+from identity_service.settings import SessionAuthSettings, SessionDigest
 
 # Spelled out even where equal to Flask's defaults: these decide whether a
 # cookie verifies, so a library default changing must not change them silently.
 KEY_DERIVATION = "hmac"
-DIGESTS: Mapping[str, Callable[..., Any]] = {
+# Keyed by the digests the loader accepts (settings.SessionDigest; a test holds them equal).
+DIGESTS: Mapping[SessionDigest, Callable[..., Any]] = {
     "sha1": hashlib.sha1,
     "sha256": hashlib.sha256,
     "sha384": hashlib.sha384,
@@ -56,7 +57,7 @@ class SessionAuthenticator:
     method: Method = "session"
 
     def __init__(self, settings: SessionAuthSettings) -> None:
-        if settings.digest not in DIGESTS:
+        if settings.digest not in DIGESTS:  # the loader refuses it; settings built in code may not
             raise ValueError(f"session digest must be one of {sorted(DIGESTS)}")
         self.settings = settings
         self._digest = DIGESTS[settings.digest]
@@ -182,7 +183,7 @@ class _TimestampSigner(TimestampSigner):
             return _FAR_FUTURE
 
 
-def _fail(reason: str, detail: str) -> AuthenticationError:
+def _fail(reason: AuthReason, detail: str) -> AuthenticationError:
     return AuthenticationError(reason, detail, methods=_METHODS)
 
 

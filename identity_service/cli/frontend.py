@@ -12,30 +12,36 @@ from urllib.parse import urlsplit
 
 import click
 
+from identity_service.checklist import admin_checklist
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import load_settings
+from identity_service.frontend.embed import ON_FAILURE, embed_html, inline_script, messenger_options
+from identity_service.frontend.eslint_config import flat_config
 from identity_service.frontend.lint import (
+    ALWAYS_PROTECTED,
+    lint_paths,
     protected_keys_from_config,
-    scan_paths,
 )
-from identity_service.frontend.snippet import (
+from identity_service.frontend.lint_formats import (
+    FORMATS,
+    as_json,
+    as_sarif,
+    summary,
+    text_lines,
+    tool_version,
+)
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.frontend.script import (
     MODULE_NAME,
-    ON_FAILURE,
     SCRIPT_NAME,
-    SCRIPT_PATH,
-    MessengerConfig,
-    UnsafeSnippetError,
-    admin_checklist,
     csp_hash_source,
-    embed_html,
-    inline_script,
     messenger_integrity,
     messenger_js,
     messenger_module,
-    messenger_options,
     sri_sha384,
 )
+from identity_service.http.paths import SCRIPT_PATH
 
 EMBED_NAME = "intercom-messenger.html"
 
@@ -86,7 +92,7 @@ def snippet_command(
     on_failure: str,
 ) -> None:
     """Write the embed HTML and messenger.js, and print the integrity hash and admin checklist."""
-    with fail_clearly(other_errors=(UnsafeSnippetError,)):
+    with fail_clearly():  # an UnsafeSnippetError is a domain error: exit 1
         settings = load_settings(config_path)
         chosen = settings.workspace(workspace)
         config = MessengerConfig.for_workspace(chosen, token_url)
@@ -133,38 +139,83 @@ def _origin(url: str) -> str:
 @config_option
 @click.option("--workspace", default=None, help="Only this workspace (default: every workspace).")
 @click.option("--protect", "extra", multiple=True, help="Another key to treat as protected.")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(FORMATS),
+    default="text",
+    show_default=True,
+    help="text: a path:line:column line per finding; json; sarif (SARIF 2.1.0, code scanning).",
+)
 def lint_frontend_command(
-    paths: tuple[str, ...], config_path: str | None, workspace: str | None, extra: tuple[str, ...]
+    paths: tuple[str, ...],
+    config_path: str | None,
+    workspace: str | None,
+    extra: tuple[str, ...],
+    output_format: str,
 ) -> None:
     """Fail when front-end code sets protected Intercom keys in clear (for CI).
 
-    Scans .js/.mjs/.cjs/.ts/.jsx/.tsx files and the <script> elements of
-    .html/.vue files for `intercomSettings` and `Intercom('boot'|'update', ...)`
-    that set user_id, email, user_hash or a signed attribute. Exit 1 with
-    file:line:column per finding; add `lint-frontend: ignore` on a line to accept it.
+    Parses .js/.mjs/.cjs/.jsx/.ts/.mts/.cts/.tsx files, and the <script>
+    elements and event handlers of pages, components and templates (.html,
+    .vue, .svelte, Jinja, Django, ERB, EJS, Handlebars, ...), for what reaches
+    the Messenger: Intercom('boot'|'update', ...), window.intercomSettings,
+    @intercom/messenger-js-sdk and react-use-intercom. Reports user_id, email,
+    signed attributes and any user_hash. Exit 1 on findings; accept one with a
+    comment `lint-frontend: ignore[rule-id] reason` (the reason is required).
     """
     # The configuration is found as every command finds it; no secret is read.
     with fail_clearly(config_errors=(ValueError,)):
         keys = protected_keys_from_config(config_path, workspace)
     try:
-        findings = scan_paths(paths, (*keys, *extra))
+        report = lint_paths(paths, (*keys, *extra))
     except OSError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    protected = ", ".join(dict.fromkeys((*keys, *extra)))
-    for finding in findings:
-        click.echo(str(finding))
-    if findings:
+    protected = ", ".join(report.protected)
+    if output_format == "json":
+        click.echo(as_json(report))
+    elif output_format == "sarif":
+        click.echo(as_sarif(report))
+    else:
+        for line in text_lines(report):
+            click.echo(line)
+        for notice in report.notices:
+            click.echo(str(notice), err=True)
+    if report.findings:
         click.echo(
-            f"{len(findings)} protected key(s) set in clear (protected: {protected}). Signed "
-            "attributes reach Intercom only inside the Messenger JWT; remove them from page code.",
+            f"{summary(report)} (protected: {protected}). Signed attributes reach Intercom "
+            "only inside the Messenger JWT; remove them from page code.",
             err=True,
         )
         sys.exit(1)
-    click.echo(f"OK: no protected key set in clear (protected: {protected})")
+    if output_format == "text":
+        suppressed = f", {len(report.suppressed)} suppressed" if report.suppressed else ""
+        click.echo(f"OK: no protected key set in clear (protected: {protected}{suppressed})")
+
+
+@click.command("eslint-config")
+@config_option
+@click.option("--workspace", default=None, help="Only this workspace (default: every workspace).")
+@click.option("--protect", "extra", multiple=True, help="Another key to treat as protected.")
+def eslint_config_command(
+    config_path: str | None, workspace: str | None, extra: tuple[str, ...]
+) -> None:
+    """Print an ESLint flat config (an ES module) flagging protected keys set in clear.
+
+    Core ESLint's no-restricted-syntax, with selectors for the protected keys
+    of the configuration (as lint-frontend finds them; no secret is read).
+    Selectors cannot follow aliases, variables or spreads: lint-frontend stays
+    the CI gate; this gives the same rules in editors.
+    """
+    with fail_clearly(config_errors=(ValueError,)):
+        keys = protected_keys_from_config(config_path, workspace)
+    protected = tuple(dict.fromkeys((*ALWAYS_PROTECTED, *keys, *extra)))
+    click.echo(flat_config(protected, tool_version()), nl=False)
 
 
 def register(group: click.Group) -> None:
-    """Add `snippet` and `lint-frontend` to the `identity-service` command group."""
+    """Add `snippet`, `lint-frontend` and `eslint-config` to the `identity-service` group."""
     group.add_command(snippet_command)
     group.add_command(lint_frontend_command)
+    group.add_command(eslint_config_command)

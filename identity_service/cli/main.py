@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -15,77 +14,21 @@ import click
 import jwt
 
 from identity_service.attributes import AttributePolicy
+from identity_service.checklist import admin_checklist
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
-from identity_service.errors import ConfigError, ConfigProblem, SecretUnavailableError
-from identity_service.frontend.snippet import admin_checklist
+from identity_service.intercom import TOKEN_ALGORITHM
 from identity_service.secrets import SecretSource
-from identity_service.settings import SessionAuthSettings, Settings, WorkspaceSettings
-from identity_service.tokens import ALGORITHM, mint
+from identity_service.settings import Settings, WorkspaceSettings
+from identity_service.tokens import mint
 
 
-def _load(config_path: str | None) -> Settings:
+def _load(config_path: str | None, *, generate_dev_secrets: bool = False) -> Settings:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    settings = load_settings(config_path)
-    _check_buildable(settings)
-    return settings
-
-
-def _check_buildable(settings: Settings) -> None:
-    """Build every authenticator and profile source once, as a worker would at start.
-
-    Some problems only show when these objects are made (an IdP key file that
-    holds no usable key, a profile database URL of an unsupported kind): find
-    them here, with the file's name, rather than in every gunicorn worker.
-    """
-    from identity_service.profile import SqlProfileSource
-    from identity_service.runtime import build_authenticators
-
-    problems: list[ConfigProblem] = []
-    for key, workspace in settings.workspaces.items():
-        for index, method in enumerate(workspace.auth):
-            single = replace(workspace, auth=(method,))
-            where = f"workspaces.{key}.auth[{index}]"
-            try:
-                build_authenticators(single)
-            except ConfigError as exc:  # the key source names its own key (key_file)
-                problems.extend(ConfigProblem(f"{where}.{p.path}", p.message) for p in exc.problems)
-            except (ValueError, OSError) as exc:
-                problems.append(ConfigProblem(where, str(exc)))
-        if workspace.profile is not None:
-            try:
-                SqlProfileSource(workspace.profile).close()
-            except (ValueError, OSError) as exc:
-                problems.append(ConfigProblem(f"workspaces.{key}.profile", str(exc)))
-    if problems:
-        raise ConfigError(settings.source, problems)
-
-
-def _generate_dev_secrets(settings: Settings) -> None:
-    """Make the development secrets the service will sign with, before any worker starts.
-
-    Loading the configuration never writes (check-config only reads), so `serve`
-    generates them here: an instance folder it cannot write is a startup error
-    naming the key and the fix, not a running service whose every token is a 503.
-    """
-    problems: list[ConfigProblem] = []
-    for key, workspace in settings.workspaces.items():
-        sources = [(f"workspaces.{key}.secret_dev", workspace.secret)]
-        sources += [
-            (f"workspaces.{key}.auth[{index}].secret_dev", method.secret)
-            for index, method in enumerate(workspace.auth)
-            if isinstance(method, SessionAuthSettings)
-        ]
-        for where, source in sources:
-            if source.kind != "dev":
-                continue
-            try:
-                source.get()
-            except SecretUnavailableError as exc:
-                problems.append(ConfigProblem(where, exc.detail.removeprefix(f"{source.what}: ")))
-    if problems:
-        raise ConfigError(settings.source, problems)
+    # Every problem, key files and profile URLs included, is the loader's to find:
+    # nothing is built here just to see whether it can be.
+    return load_settings(config_path, generate_dev_secrets=generate_dev_secrets)
 
 
 @click.group()
@@ -133,22 +76,33 @@ def describe_workspace(workspace: WorkspaceSettings, default: bool) -> list[str]
 )
 @click.option("--json", "as_json", is_flag=True, help="With --security: print the report as JSON.")
 @click.option(
+    "--online",
+    is_flag=True,
+    help="With --security: also check each workspace in Intercom (intercom check's findings).",
+)
+@click.option(
     "--workers",
     default=2,
     show_default=True,
     type=click.IntRange(1, 64),
     help="With --security: worker processes `serve` will run (memory:// limits are per worker).",
 )
-def check_config(config_path: str | None, security: bool, as_json: bool, workers: int) -> None:
+def check_config(
+    config_path: str | None, security: bool, as_json: bool, online: bool, workers: int
+) -> None:
     """Validate the configuration and print a summary per workspace (or a security report)."""
-    if as_json and not security:
-        raise click.UsageError("--json applies to the security report; add --security")
+    if (as_json or online) and not security:
+        raise click.UsageError("--json and --online apply to the security report; add --security")
     with fail_clearly():
         settings = _load(config_path)
     if security:
         from identity_service.security_report import assess
 
         report = assess(settings, workers=workers)
+        if online:
+            from identity_service.intercom_api.check import with_online_findings
+
+            report = with_online_findings(report, settings)
         click.echo(report.to_json() if as_json else report.to_text())
         sys.exit(0 if report.passed else 1)
     click.echo(f"configuration: {settings.source}: OK")
@@ -187,7 +141,7 @@ def mint_command(
         clean = AttributePolicy(chosen.attributes, chosen.on_invalid).clean(raw)
         minted = mint(user_id, clean.values, chosen, int(time.time()), clean.warnings)
     ignored = sorted(set(raw) - set(clean.values) - {p.name for p in clean.dropped})
-    claims = jwt.decode(minted.token, chosen.secret.get(), algorithms=[ALGORITHM])
+    claims = jwt.decode(minted.token, chosen.secret.get(), algorithms=[TOKEN_ALGORITHM])
     click.echo(minted.token)
     click.echo(json.dumps(claims, indent=2, ensure_ascii=False))
     for warning in minted.warnings:
@@ -209,9 +163,10 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
     path = os.path.abspath(config_path) if config_path else None
     with fail_clearly():
         # Here, once, with a readable message; the workers start from these settings.
-        settings = _load(path)
-        # Loading never writes (check-config only reads): serve makes its dev secrets here.
-        _generate_dev_secrets(settings)
+        # Only serve makes development secrets (check-config only reads): a folder it
+        # cannot write is a startup error naming the key, not a 503 at every request.
+        settings = _load(path, generate_dev_secrets=True)
+    start_serve_check(settings, path)  # never waited for: Intercom cannot delay startup
     if path:
         os.environ[CONFIG_ENV] = path
     run_gunicorn(
@@ -225,7 +180,10 @@ def serve(config_path: str | None, bind: str, workers: int, threads: int, timeou
 
 
 from identity_service.cli.frontend import register as register_frontend  # noqa: E402
+from identity_service.cli.intercom import register as register_intercom  # noqa: E402
+from identity_service.cli.intercom import start_serve_check  # noqa: E402
 from identity_service.demo.cli import register as register_demo  # noqa: E402
 
 register_demo(main)
 register_frontend(main)
+register_intercom(main)

@@ -18,6 +18,7 @@ from types import FrameType
 
 import click
 
+from identity_service.checklist import admin_checklist
 from identity_service.cli.errors import fail_clearly
 from identity_service.cli.options import config_option
 from identity_service.config import instance_folder, load_settings
@@ -30,15 +31,9 @@ from identity_service.demo.product import (
     shown_path,
 )
 from identity_service.errors import SecretUnavailableError
-from identity_service.frontend.snippet import admin_checklist
+from identity_service.intercom import MESSENGER_SECURITY_SETTINGS, REGIONS, WIDGET_URL
 from identity_service.secrets import MIN_SECRET_BYTES, SecretSource
-from identity_service.settings import (
-    MESSENGER_SECURITY_SETTINGS,
-    REGIONS,
-    WIDGET_URL,
-    BearerAuthSettings,
-    Settings,
-)
+from identity_service.settings import BearerAuthSettings, Settings
 
 APP_ID_ENV = "INTERCOM_APP_ID"
 SECRET_ENV = "INTERCOM_MESSENGER_SECRET"

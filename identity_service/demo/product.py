@@ -41,13 +41,9 @@ from werkzeug.wrappers import Response as BaseResponse
 from identity_service import create_app
 from identity_service.auth.session import DIGESTS
 from identity_service.demo import database, idp
-from identity_service.frontend.snippet import (
-    SCRIPT_PATH,
-    TOKEN_PATH,
-    MessengerConfig,
-    embed_html,
-    messenger_options,
-)
+from identity_service.frontend.embed import embed_html, messenger_options
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.http.paths import SCRIPT_PATH, TOKEN_PATH
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
     BearerAuthSettings,

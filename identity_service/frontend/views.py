@@ -14,16 +14,10 @@ import hashlib
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from identity_service.frontend.snippet import (
-    CONFIG_PATH,
-    MODULE_PATH,
-    SCRIPT_PATH,
-    SETTINGS_EXTENSION,
-    MessengerConfig,
-    messenger_js,
-    messenger_module,
-    sri_sha384,
-)
+from identity_service.frontend.jinja import SETTINGS_EXTENSION
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.frontend.script import messenger_js, messenger_module, sri_sha384
+from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH
 from identity_service.settings import Settings
 
 bp = Blueprint("messenger_static", __name__)

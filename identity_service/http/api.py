@@ -19,15 +19,15 @@ from identity_service.errors import (
     AuthenticationError,
     ForbiddenOriginError,
     InvalidRequestError,
+    RateLimitedError,
 )
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.http.schemas import TokenRequestSchema
 from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability import REQUEST_ID_KEY, audit, note
-from identity_service.ratelimit import RateLimitedError
 from identity_service.runtime import EXTENSION, Runtime
 
 bp = Blueprint("api", __name__)
-TOKEN_PATH = "/v1/messenger/token"
 _request_schema = TokenRequestSchema()
 # A token is a bearer credential for the Messenger: never cache it anywhere.
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))

@@ -7,6 +7,7 @@ from typing import Any
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.http.schemas import (
     HealthSchema,
     ProblemSchema,
@@ -39,7 +40,7 @@ def build_openapi(version: str) -> dict[str, Any]:
         "session", {"type": "apiKey", "in": "cookie", "name": "session"}
     )
     spec.path(
-        path="/v1/messenger/token",
+        path=TOKEN_PATH,
         operations={
             "post": {
                 "summary": "Mint a Messenger token for the logged-in user",

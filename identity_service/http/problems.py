@@ -10,19 +10,15 @@ from __future__ import annotations
 
 import logging
 import traceback
+from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, json
 from werkzeug.exceptions import HTTPException
 
-from identity_service.errors import (
-    AuthenticationError,
-    ForbiddenOriginError,
-    IdentityServiceError,
-)
+from identity_service.errors import IdentityServiceError
 from identity_service.http.server_errors import BODY_ERRORS, refusal
 from identity_service.observability import request_id
-from identity_service.ratelimit import RateLimitedError
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +32,7 @@ def problem_body(
     detail: str,
     slug: str,
     rid: str | None,
-    extra: dict[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A problem document; `type` is a stable URI per kind of problem."""
     body: dict[str, Any] = {
@@ -56,8 +52,8 @@ def problem_response(
     title: str,
     detail: str,
     slug: str,
-    headers: dict[str, str] | None = None,
-    extra: dict[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> Response:
     """A problem+json response for the current request."""
     body = problem_body(status, title, detail, slug, request_id(), extra)
@@ -69,24 +65,13 @@ def problem_response(
 
 
 def _domain(error: IdentityServiceError) -> Response:
-    headers: dict[str, str] = {}
-    extra: dict[str, Any] = {}
-    if isinstance(error, AuthenticationError):
-        # One challenge per configured method; a cookie method has no standard
-        # scheme, so only Bearer is advertised (RFC 6750 error codes).
-        code = "invalid_request" if error.reason == "missing_credentials" else "invalid_token"
-        headers["WWW-Authenticate"] = f'Bearer realm="identity_service", error="{code}"'
-        extra["reason"] = error.reason
-    if isinstance(error, ForbiddenOriginError):
-        extra["reason"] = error.reason
-    if isinstance(error, RateLimitedError):
-        headers["Retry-After"] = str(error.retry_after)
+    # Every kind of domain error states its own answer (errors.py); a 5xx one is
+    # the operators' to fix, so its detail goes to the log as well.
     if error.status >= 500:
-        log.error("%s: %s", type(error).__name__, error.detail)
-    problems = getattr(error, "problems", None)
-    if problems is not None and error.status < 500:
-        extra["errors"] = [{"name": p.name, "reason": p.reason} for p in problems]
-    return problem_response(error.status, error.title, error.detail, error.slug, headers, extra)
+        log.error("%s: %s", type(error).__name__, error)
+    return problem_response(
+        error.status, error.title, error.detail, error.slug, error.headers, error.members
+    )
 
 
 def _http(error: HTTPException) -> Response:

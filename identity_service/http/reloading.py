@@ -15,13 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from identity_service.errors import ConfigError, SecretUnavailableError
 from identity_service.runtime import KeyFiles, load_key_files
-from identity_service.secrets import SecretSource
-from identity_service.settings import SessionAuthSettings, Settings
+from identity_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -73,17 +72,7 @@ class LastGoodConfig:
     def refresh_secrets(self) -> None:
         """Re-read every secret file before a worker is forked, so it starts from the latest
         good values (a bad file keeps the last good value, or revokes a fallback key)."""
-        for source in secret_sources(self.settings):
+        for source in self.settings.secrets():
             # Unavailable only if never loaded, which validated settings rule out.
             with contextlib.suppress(SecretUnavailableError):
                 source.current()
-
-
-def secret_sources(settings: Settings) -> Iterator[SecretSource]:
-    """Every secret the settings name: Messenger secrets, session keys and their fallbacks."""
-    for workspace in settings.workspaces.values():
-        yield workspace.secret
-        for method in workspace.auth:
-            if isinstance(method, SessionAuthSettings):
-                yield method.secret
-                yield from method.fallback_secrets

@@ -6,6 +6,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
+from identity_service.errors import REFUSAL_REASONS
 from identity_service.settings import WORKSPACE_KEY_PATTERN
 
 
@@ -58,7 +59,10 @@ class ProblemSchema(Schema):
     status = fields.Integer(required=True)
     detail = fields.String(required=True)
     request_id = fields.String()
-    reason = fields.String()
+    reason = fields.String(
+        validate=validate.OneOf(sorted(REFUSAL_REASONS)),
+        metadata={"description": "Why a 401 or 403 refused the credential."},
+    )
     errors = fields.List(fields.Dict())
 
 

@@ -37,7 +37,8 @@ from flask import (
 from flask_cors.core import get_cors_headers
 from werkzeug.wrappers import Request
 
-from identity_service.http.api import NO_STORE, TOKEN_PATH, token_response_body
+from identity_service.http.api import NO_STORE, token_response_body
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.observability import ROUTE_KEY
 from identity_service.runtime import Runtime
 

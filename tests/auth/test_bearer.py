@@ -17,7 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from identity_service.auth import Identity, RequestView, authenticate
-from identity_service.auth.bearer import BearerAuthenticator, _b64decode
+from identity_service.auth.bearer import BearerAuthenticator
+from identity_service.auth.jose import b64url_decode
 from identity_service.errors import AuthenticationError
 from tests.support.jwks_server import FakeClock, JWKSServer, settle
 from tests.support.keys import (
@@ -380,7 +381,7 @@ _B64URL_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01234567
 @given(data=st.binary(max_size=64))
 def test_base64url_decodes_every_canonical_encoding(data: bytes) -> None:
     encoded = base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-    assert _b64decode(encoded) == data
+    assert b64url_decode(encoded) == data
 
 
 @settings(max_examples=300)
@@ -394,10 +395,10 @@ def test_base64url_refuses_every_other_spelling_of_the_last_character(
     padded = altered + "=" * (-len(altered) % 4)
     canonical = base64.urlsafe_b64encode(base64.urlsafe_b64decode(padded)).rstrip(b"=")
     if canonical.decode() == altered:
-        assert _b64decode(altered) == base64.urlsafe_b64decode(padded)
+        assert b64url_decode(altered) == base64.urlsafe_b64decode(padded)
     else:
         with pytest.raises(ValueError, match="non-canonical"):
-            _b64decode(altered)
+            b64url_decode(altered)
 
 
 @pytest.mark.parametrize(
@@ -405,4 +406,4 @@ def test_base64url_refuses_every_other_spelling_of_the_last_character(
 )
 def test_base64url_refuses_other_alphabets_padding_and_stray_characters(segment: str) -> None:
     with pytest.raises(ValueError):
-        _b64decode(segment)
+        b64url_decode(segment)

@@ -26,14 +26,12 @@ from jwt import PyJWK
 
 from identity_service.auth import Identity, RequestView
 from identity_service.auth import jwks as jwks_module
+from identity_service.auth import keys as keys_module
 from identity_service.auth.bearer import BearerAuthenticator
-from identity_service.auth.jwks import (
-    Backoff,
-    RemoteKeySource,
-    keyset_from_jwks,
-    load_json_object,
-)
+from identity_service.auth.jose import load_json_object
+from identity_service.auth.jwks import Backoff, RemoteKeySource
 from identity_service.auth.key_fetch import MAX_JWKS_BYTES, FetchLimits, fetch_url
+from identity_service.auth.keys import keyset_from_jwks
 from identity_service.errors import AuthenticationError, ConfigError, KeySourceUnavailableError
 from tests.support.jwks_server import (
     JWKS_PATH,
@@ -135,7 +133,7 @@ def test_each_jwk_is_parsed_once_not_per_request(
             parsed.append(data["kid"])
             super().__init__(data, algorithm)
 
-    monkeypatch.setattr(jwks_module, "PyJWK", CountingPyJWK)
+    monkeypatch.setattr(keys_module, "PyJWK", CountingPyJWK)
     server.publish(idp, ec_key("ec-1"))
     authenticator = make(server, clock)
     for _ in range(100):

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 import time_machine
@@ -17,10 +17,10 @@ from itsdangerous import URLSafeTimedSerializer
 from markupsafe import Markup
 
 from identity_service.auth import Identity, RequestView, authenticate
-from identity_service.auth.session import SessionAuthenticator
+from identity_service.auth.session import DIGESTS, SessionAuthenticator
 from identity_service.errors import AuthenticationError, ForbiddenOriginError
 from identity_service.secrets import SecretSource
-from identity_service.settings import SessionAuthSettings
+from identity_service.settings import SessionAuthSettings, SessionDigest
 from tests.support.product import product_app, product_cookie_stamped
 
 OLD_KEY = "product-secret-key-2024-aaaaaaaaaaaaaaaa"
@@ -479,3 +479,7 @@ def test_custom_cookie_name(make_auth: Callable[..., SessionAuthenticator]) -> N
     assert auth.applies(request) is True
     assert auth.applies(view(cookie.value)) is False
     assert auth.authenticate(request, T0 + 1).user_id == "9"
+
+
+def test_the_digests_are_the_ones_the_loader_accepts() -> None:
+    assert set(DIGESTS) == set(get_args(SessionDigest))

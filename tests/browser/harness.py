@@ -32,14 +32,10 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from identity_service import create_app
 from identity_service.config import load_settings
-from identity_service.frontend.snippet import (
-    SCRIPT_PATH,
-    TOKEN_PATH,
-    MessengerConfig,
-    loader_tag,
-    messenger_options,
-    register_jinja,
-)
+from identity_service.frontend.embed import loader_tag, messenger_options
+from identity_service.frontend.jinja import register_jinja
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.http.paths import SCRIPT_PATH, TOKEN_PATH
 from identity_service.settings import Settings
 from tests.support.product import product_cookie
 

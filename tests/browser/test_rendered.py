@@ -10,13 +10,9 @@ import jwt
 import pytest
 
 from identity_service.auth import Identity
-from identity_service.frontend.snippet import (
-    MessengerConfig,
-    csp_hash_source,
-    embed_html,
-    inline_script,
-    messenger_options,
-)
+from identity_service.frontend.embed import embed_html, inline_script, messenger_options
+from identity_service.frontend.public_config import MessengerConfig
+from identity_service.frontend.script import csp_hash_source
 from identity_service.tokens import mint
 from tests.browser.harness import Browsing, Stack
 

@@ -35,7 +35,8 @@ from identity_service.demo.product import (
     session_auth,
 )
 from identity_service.errors import AuthenticationError
-from identity_service.settings import WIDGET_URL, Settings
+from identity_service.intercom import WIDGET_URL
+from identity_service.settings import Settings
 from tests.support.product import product_cookie
 
 ORIGIN = "http://localhost"  # werkzeug's test client serves http://localhost

@@ -22,7 +22,7 @@ from pathlib import Path
 import jwt
 import pytest
 
-from identity_service.http.api import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from tests.support.leak_guard import LeakGuard
 from tests.support.raw_http import RawResponse, parse_responses
 from tests.support.served import serving
