@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from identity_service.frontend.snippet import messenger_module
+from identity_service.frontend.script import messenger_module
 from tests.ci_guard import IN_CI
 
 HERE = Path(__file__).parent / "npm"

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
-from identity_service.frontend.snippet import TOKEN_PATH
+from identity_service.http.paths import TOKEN_PATH
 from tests.browser.harness import Stack, start_script
 from tests.browser.test_messenger import ADA, GRACE, decode
 
