@@ -5,7 +5,9 @@ shared 2-core machine. valgrind's cachegrind counts the instructions a process
 executes, which does not depend on what else runs. For each endpoint of
 `wsgi_cost.py` this runs the app twice under cachegrind, with `--calls 0` and
 with `--calls N` (same fixture, same hash seed), and divides the difference by
-N: the setup cancels out and what is left is the per-request cost. Instructions
+N: the setup cancels out and what is left is the per-request cost. With
+`--baseline DIR` the same endpoints are also counted on another checkout's
+identity_service, in the same run and on the same fixture. Instructions
 are not time (a cache miss costs more than an add), so quote these beside the
 wrk figures of `load.py`, not instead of them. Needs Debian's valgrind. Run:
 `.venv/bin/python bench/instructions.py`.
@@ -26,15 +28,24 @@ from pathlib import Path
 from wsgi_cost import make_fixture
 
 HERE = Path(__file__).resolve().parent
-ENDPOINTS = ("bare Flask GET", "service /healthz", "service token", "naive token")
+ENDPOINTS = (
+    "bare Flask GET",
+    "service /healthz",
+    "service token",
+    "service token {}",
+    "token + SQLite",
+    "naive token",
+)
 
 
-def instructions(endpoint: str, calls: int, fixture: Path) -> int:
+def instructions(endpoint: str, calls: int, fixture: Path, source: str = "") -> int:
+    """Instructions of `calls` requests to `endpoint` (with identity_service from `source`)."""
+    env = {**os.environ, "PYTHONHASHSEED": "0", "BENCH_SOURCE": source}
     out = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
          sys.executable, str(HERE / "wsgi_cost.py"), "--only", endpoint, "--calls", str(calls),
          "--fixture", str(fixture)],
-        capture_output=True, text=True, check=True, env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True, text=True, check=True, env=env,
     ).stderr  # fmt: skip
     match = re.search(r"I\s+refs:\s+([\d,]+)", out)
     if not match:
@@ -45,21 +56,39 @@ def instructions(endpoint: str, calls: int, fixture: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=300)
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        default="",
+        help="another checkout (e.g. `git worktree add /tmp/before main`): measured in the "
+        "same run, with the same fixture, side by side",
+    )
     args = parser.parse_args()
     if not shutil.which("valgrind"):
         raise SystemExit("valgrind is not installed: apt-get install valgrind")
     fixture = Path(tempfile.mkdtemp(prefix="identity-instructions-"))
     make_fixture(fixture)
-    jobs = [(e, n) for e in ENDPOINTS for n in (0, args.calls)]
+    sources = {"": "this tree", **({args.baseline: "baseline"} if args.baseline else {})}
+    jobs = [(e, n, src) for src in sources for e in ENDPOINTS for n in (0, args.calls)]
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        counts = dict(zip(jobs, pool.map(lambda j: instructions(*j, fixture), jobs), strict=True))
-    per = {e: (counts[e, args.calls] - counts[e, 0]) / args.calls for e in ENDPOINTS}
+        measured = pool.map(lambda j: instructions(j[0], j[1], fixture, j[2]), jobs)
+        counts = dict(zip(jobs, measured, strict=True))
+    per = {
+        (e, src): (counts[e, args.calls, src] - counts[e, 0, src]) / args.calls
+        for e in ENDPOINTS
+        for src in sources
+    }
     print(f"instructions per request ({args.calls} calls, valgrind cachegrind)")
-    for endpoint, count in per.items():
-        print(f"{endpoint:20} {count / 1000:9.1f} k")
-    token = per["service token"]
-    print(f"token / healthz: {token / per['service /healthz']:.2f}")
-    print(f"token / naive:   {token / per['naive token']:.2f}")
+    print(f"{'endpoint':20}" + "".join(f"{label:>14}" for label in sources.values()))
+    for endpoint in ENDPOINTS:
+        row = "".join(f"{per[endpoint, src] / 1000:12.1f} k" for src in sources)
+        print(f"{endpoint:20}{row}")
+    for src, label in sources.items():
+        token, body = per["service token", src], per["service token {}", src]
+        print(f"{label}: token / healthz {token / per['service /healthz', src]:.2f}, "
+              f"token / naive {token / per['naive token', src]:.2f}, "
+              f"SQLite profile adds {(per['token + SQLite', src] - token) / 1000:.1f} k, "
+              f"a {{}} body adds {(body - token) / 1000:.1f} k")  # fmt: skip
     shutil.rmtree(fixture, ignore_errors=True)
 
 

@@ -2,7 +2,8 @@
 
 Starts two gunicorn servers on 127.0.0.1 with the same worker settings:
 identity_service (RS256 bearer, 10 attributes from claims, audit log on, rate
-limiter on with limits too high to trip) and bench/naive_app.py (Flask + pyjwt,
+limiter on with limits too high to trip), the same with one attribute from a
+SQLite profile row and bench/naive_app.py (Flask + pyjwt,
 no validation). Drives each with wrk (Debian's `wrk`) and prints throughput,
 p50/p99 latency and the ratios the issue targets. Run: `.venv/bin/python bench/load.py`.
 """
@@ -15,6 +16,7 @@ import re
 import shutil
 import signal
 import socket
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -27,13 +29,16 @@ ISSUER, AUDIENCE = "https://idp.bench.example/", "identity-service"
 SECRET = "bench-messenger-secret-" + "x" * 40
 ATTRS = [f"attr_{i}" for i in range(10)]
 HEALTH, TOKEN, NAIVE = "service /healthz", "service /v1/messenger/token", "naive baseline token"
+PROFILE = "service token + SQLite profile"
 
 
-def config(tmp: Path) -> Path:
+def config(tmp: Path, profile: bool = False) -> Path:
+    """The service's bench configuration in `tmp`; with `profile`, attr_0 comes from a
+    SQLite profile row (the same attributes, one more lookup per request)."""
     attributes = "".join(
         f'\n[[workspaces.bench.attributes]]\nname = "{a}"\n'
         f'type = "{"integer" if i % 2 else "string"}"\n'
-        f'claim = "{a}"\n'
+        f'claim = "{a}"\n' + (f'profile = "{a}"\n' if profile and i == 0 else "")
         for i, a in enumerate(ATTRS)
     )
     text = f"""
@@ -53,6 +58,16 @@ audience = "{AUDIENCE}"
 algorithms = ["RS256"]
 key_file = "idp.pem"
 """
+    if profile:
+        with sqlite3.connect(tmp / "profiles.db") as db:
+            db.execute("CREATE TABLE IF NOT EXISTS users (id TEXT PRIMARY KEY, attr_0 TEXT)")
+            db.execute("INSERT OR REPLACE INTO users VALUES ('user-1', 'from-the-profile')")
+        text += (
+            "\n[workspaces.bench.profile]\n"
+            'url = "sqlite:///profiles.db"\n'
+            'query = "SELECT id, attr_0 FROM users WHERE id = :user_id"\n'
+            'id_column = "id"\n'
+        )
     path = tmp / "bench.toml"
     path.write_text(text)
     return path
@@ -147,6 +162,11 @@ def main() -> None:
     }
     naive_port = free_port()
     service = Server(config(tmp), tmp, args.workers, args.threads, env)
+    profiled_tmp = tmp / "profiled"
+    profiled_tmp.mkdir()
+    (profiled_tmp / "idp.pem").write_bytes((tmp / "idp.pem").read_bytes())
+    profiled_config = config(profiled_tmp, profile=True)
+    profiled = Server(profiled_config, profiled_tmp, args.workers, args.threads, env)
     naive = subprocess.Popen(
         [str(BIN / "gunicorn"), "-k", "gthread", "--threads", str(args.threads),
          "--workers", str(args.workers), "-b", f"127.0.0.1:{naive_port}", "naive_app:app"],
@@ -154,6 +174,7 @@ def main() -> None:
     )  # fmt: skip
     try:
         service_port = service.wait_started()
+        profiled_port = profiled.wait_started()
         wait_port(naive_port)
         service_pid, naive_pid = service.process.pid, naive.pid
         targets = {
@@ -161,6 +182,11 @@ def main() -> None:
             TOKEN: (
                 service_pid,
                 f"http://127.0.0.1:{service_port}/v1/messenger/token",
+                token,
+            ),
+            PROFILE: (
+                profiled.process.pid,
+                f"http://127.0.0.1:{profiled_port}/v1/messenger/token",
                 token,
             ),
             NAIVE: (
@@ -184,6 +210,7 @@ def main() -> None:
             rounds.append(this_round)
     finally:
         service.stop()
+        profiled.stop()
         naive.send_signal(signal.SIGTERM)
         naive.wait(timeout=30)
     audit_lines = service.log().count('"event":"mint"')
@@ -227,6 +254,10 @@ def report(
           f"  per round: {per_round('p99', NAIVE)}")  # fmt: skip
     print(f"token / naive server CPU:    {tok['cpu_us'] / naive['cpu_us']:.2f}"
           f"  per round: {per_round('cpu_us', NAIVE)}")  # fmt: skip
+    prof = runs[PROFILE]
+    per_profile = ", ".join(f"{r[PROFILE]['rps'] / r[NAIVE]['rps']:.2f}" for r in rounds)
+    print(f"token+SQLite / naive thrpt:  {prof['rps'] / naive['rps']:.2f}  (target >= 1.00)"
+          f"  per round: {per_profile}")  # fmt: skip
     print(f"audit events written:        {audit_lines}")
     print(f"runs redone (one worker had < {MIN_WORKER_SHARE:.0%} of the average CPU): {redone}")
 

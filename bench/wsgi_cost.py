@@ -3,7 +3,8 @@
 Calls each app's WSGI callable directly with a prepared environ, as gunicorn
 would, and times many calls: the service's /healthz, its token endpoint (the
 load benchmark's configuration: RS256 bearer, 10 attributes, audit and access
-lines written to a real file, rate limiter on) and the naive baseline. The
+lines written to a real file, rate limiter on; with no body, with `{}`, and
+with one attribute from a SQLite profile row) and the naive baseline. The
 figures are per-request microseconds of CPU time, best of `--repeat`
 interleaved rounds, all in one run so the ratios can be compared (still noisy on
 this shared machine: `instructions.py` counts instead). `--profile` prints
@@ -25,7 +26,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+# $BENCH_SOURCE: another checkout's identity_service to measure instead (instructions.py
+# --baseline runs the same endpoints on both, side by side).
+sys.path.insert(0, os.environ.get("BENCH_SOURCE") or str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flask import Flask
@@ -38,7 +41,7 @@ from identity_service.observability import configure_logging
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
-def environ(method: str, path: str, token: str | None) -> dict[str, Any]:
+def environ(method: str, path: str, token: str | None, body: bytes = b"") -> dict[str, Any]:
     env: dict[str, Any] = {
         "REQUEST_METHOD": method,
         "SCRIPT_NAME": "",
@@ -59,7 +62,8 @@ def environ(method: str, path: str, token: str | None) -> dict[str, Any]:
     if token:
         env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
         env["CONTENT_TYPE"] = "application/json"
-        env["CONTENT_LENGTH"] = "0"
+        env["CONTENT_LENGTH"] = str(len(body))
+    env["bench.body"] = body
     return env
 
 
@@ -71,7 +75,7 @@ def call(app: WsgiApp, env: dict[str, Any]) -> Callable[[], None]:
 
     def once() -> None:
         request_env = dict(env)
-        request_env["wsgi.input"] = io.BytesIO(b"")
+        request_env["wsgi.input"] = io.BytesIO(env["bench.body"])
         body = app(request_env, start_response)
         for _ in body:
             pass
@@ -134,6 +138,10 @@ def main() -> None:
     configure_logging(stream=log_file)
 
     service = create_app(load_settings(config(tmp)))
+    profiled_tmp = tmp / "profiled"
+    profiled_tmp.mkdir()
+    (profiled_tmp / "idp.pem").write_bytes(pem)
+    profiled = create_app(load_settings(config(profiled_tmp, profile=True)))
     import naive_app
 
     bare = Flask("bare")
@@ -142,6 +150,8 @@ def main() -> None:
         "bare Flask GET": call(bare, environ("GET", "/healthz", None)),
         "service /healthz": call(service, environ("GET", "/healthz", None)),
         "service token": call(service, environ("POST", "/v1/messenger/token", token)),
+        "service token {}": call(service, environ("POST", "/v1/messenger/token", token, b"{}")),
+        "token + SQLite": call(profiled, environ("POST", "/v1/messenger/token", token)),
         "naive token": call(naive_app.app, environ("POST", "/v1/messenger/token", token)),
     }
     if args.only:

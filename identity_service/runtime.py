@@ -1,8 +1,9 @@
 """Everything a running app holds: settings, authenticators, issuer, metrics, clock.
 
-Built once by the app factory from frozen settings; views reach it through
-`current_runtime()`. Keeping it in one object makes the wiring explicit and
-lets tests build an app on any settings and any clock.
+Built once by the app factory from frozen settings; the token endpoint holds
+it, Flask views reach it through `health.current_runtime()`. Keeping it in one
+object makes the wiring explicit and lets tests build an app on any settings
+and any clock.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from identity_service.auth.bearer import BearerAuthenticator
 from identity_service.auth.jwks import KeySource, StaticKeySource
 from identity_service.auth.session import SessionAuthenticator
 from identity_service.issuer import TokenIssuer
-from identity_service.observability import Metrics
+from identity_service.observability.metrics import Metrics
 from identity_service.profile import SqlProfileSource
 from identity_service.ratelimit import RateLimiter
 from identity_service.settings import (

@@ -19,7 +19,7 @@ from joserfc.jwk import OctKey
 
 from identity_service import create_app
 from identity_service.http.health import start_draining
-from identity_service.observability import JsonFormatter
+from identity_service.observability.logs import JsonFormatter
 from tests.support.service import (
     MESSENGER_SECRET,
     ORIGIN,

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from identity_service.observability import (
+from identity_service.observability.logs import (
     JsonFormatter,
     JsonLineHandler,
     configure_logging,

@@ -1,4 +1,4 @@
-"""RequestObserver: the WSGI middleware every response of the service passes through."""
+"""RequestObserver and ResponseHeaders: the WSGI layers every response of the service passes."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import pytest
 from flask import Flask, Response
 
 from identity_service import create_app
-from identity_service.observability import REQUEST_ID_HEADER, Metrics, RequestObserver
+from identity_service.http.headers import ResponseHeaders
+from identity_service.http.middleware import REQUEST_ID_HEADER, RequestObserver
+from identity_service.observability.metrics import Metrics
 from tests.support.leak_guard import LeakGuard
 from tests.support.service import make_service
 
@@ -42,7 +44,7 @@ def observed_app() -> tuple[Flask, Metrics]:
 
     metrics = Metrics.create()
     app.wsgi_app = RequestObserver(  # type: ignore[method-assign]
-        app.wsgi_app, metrics, FORCED, default_headers=[DEFAULT_CSP]
+        ResponseHeaders(app.wsgi_app, FORCED, [DEFAULT_CSP]), metrics
     )
     return app, metrics
 

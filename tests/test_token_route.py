@@ -1,8 +1,9 @@
-"""The token endpoint's lean route (`TokenRoute`) answers exactly as the Flask view would.
+"""The token endpoint (a WSGI app of its own) answers exactly as the Flask view did.
 
-Every request in the other test modules already goes through the lean route;
-here the same requests are also sent to Flask's own `wsgi_app` (the view),
-and the two answers are compared: status, headers and body.
+Every request in the other test modules already goes through the endpoint;
+here the same requests are also sent to the Flask view it replaced, with
+flask-cors (`tests/support/flask_view.py`), and the two answers are compared:
+status, headers and body.
 """
 
 from __future__ import annotations
@@ -14,15 +15,14 @@ from typing import Any
 
 import jwt
 import pytest
-from flask import Flask, abort, request, request_started
+from flask import Flask, abort, request_started
 from werkzeug.test import Client, TestResponse
 
 from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.http import problems
-from identity_service.http.paths import TOKEN_PATH
-from identity_service.http.token_route import TokenRoute
-from identity_service.observability import RequestObserver
+from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH, TOKEN_PATH
+from tests.support.flask_view import flask_view
 from tests.support.service import (
     MAX_BODY_BYTES,
     MESSENGER_SECRET,
@@ -47,21 +47,35 @@ def app(service: ServiceFixture) -> Flask:
     return create_app(service.settings, clock=lambda: now)
 
 
-def token_route(app: Flask) -> TokenRoute:
-    observer = app.wsgi_app
-    assert isinstance(observer, RequestObserver)
-    assert isinstance(observer.app, TokenRoute)
-    return observer.app
+def comparable(response: TestResponse) -> tuple[int, list[tuple[str, str]], str | None, Any]:
+    """Status, headers in order, Content-Length, and body; a token by its claims minus its
+    (random) jti.
 
-
-def comparable(response: TestResponse) -> tuple[int, list[tuple[str, str]], Any]:
-    """Status, headers in order, and body; a token by its claims minus its (random) jti."""
+    The request id is random too, and `Allow` a set (Flask lists its methods
+    in the order of a `set`, which changes with the hash seed): sorted.
+    Content-Length is compared on its own: Flask places an empty response's
+    (the preflight's) after every other header a view or hook set.
+    """
     body = response.get_json(force=True, silent=True)
     if isinstance(body, dict) and "token" in body:
         claims = jwt.decode(body["token"], MESSENGER_SECRET, algorithms=["HS256"], leeway=60)
         del claims["jti"]
         body = {**body, "token": claims}
-    return response.status_code, list(response.headers.items()), body
+    if isinstance(body, dict) and "request_id" in body:
+        body = {**body, "request_id": "<id>"}
+    headers = [
+        (
+            k,
+            "<id>"
+            if k == "X-Request-ID"
+            else ", ".join(sorted(v.split(", ")))
+            if k == "Allow"
+            else v,
+        )
+        for k, v in response.headers.items()
+        if k != "Content-Length"
+    ]
+    return response.status_code, headers, response.headers.get("Content-Length"), body
 
 
 def _cookie(svc: ServiceFixture, origin: str) -> dict[str, Any]:
@@ -135,10 +149,9 @@ REQUESTS: dict[str, tuple[int, Recipe]] = {
 
 
 def both(app: Flask, cookies: dict[str, str] | None = None, **kwargs: Any) -> list[TestResponse]:
-    """The same request answered by the lean route and by the Flask view."""
-    route = token_route(app)
+    """The same request answered by the token endpoint and by the Flask view it replaced."""
     answers = []
-    for wsgi in (route, route.inner):
+    for wsgi in (app, flask_view(app)):
         client = Client(wsgi)
         for name, value in (cookies or {}).items():
             client.set_cookie(name, value)
@@ -147,7 +160,7 @@ def both(app: Flask, cookies: dict[str, str] | None = None, **kwargs: Any) -> li
 
 
 @pytest.mark.parametrize("name", REQUESTS)
-def test_the_lean_route_answers_as_the_flask_view(
+def test_the_token_endpoint_answers_as_the_flask_view(
     app: Flask, service: ServiceFixture, name: str
 ) -> None:
     status, recipe = REQUESTS[name]
@@ -177,7 +190,6 @@ def test_the_requests_compared_cover_every_status_of_the_endpoint() -> None:
 def test_other_methods_and_paths_get_flasks_own_answer(
     app: Flask, service: ServiceFixture, method: str, path: str
 ) -> None:
-    route = token_route(app)
     kwargs: dict[str, Any] = {
         "method": method,
         "headers": {
@@ -186,7 +198,7 @@ def test_other_methods_and_paths_get_flasks_own_answer(
             "Access-Control-Request-Method": "POST",
         },
     }
-    lean, view = (Client(wsgi).open(path, **kwargs) for wsgi in (route, route.inner))
+    lean, view = (Client(wsgi).open(path, **kwargs) for wsgi in (app, flask_view(app)))
     assert comparable(lean) == comparable(view)
 
 
@@ -215,45 +227,61 @@ def test_cors_headers_match_flask_cors_in_every_configuration(
     assert comparable(lean) == comparable(view)
 
 
-# -- when Flask would do more, it serves the route -------------------------------------
-
-
-def test_the_service_app_is_served_by_the_lean_route(app: Flask) -> None:
-    assert token_route(app).serves_alone()
-
-
-def test_a_before_request_hook_makes_flask_serve_the_route(
-    app: Flask, service: ServiceFixture
+@pytest.mark.parametrize("path", [SCRIPT_PATH, MODULE_PATH, CONFIG_PATH])
+@pytest.mark.parametrize("origin", [ORIGIN, EVIL, None])
+def test_the_front_ends_files_keep_their_own_cors_grant(
+    app: Flask, path: str, origin: str | None
 ) -> None:
+    # They answer "*" themselves; a second Access-Control-Allow-Origin would
+    # make browsers refuse the script (flask-cors left such a response alone).
+    headers = {"Origin": origin} if origin else {}
+    lean, view = (Client(wsgi).get(path, headers=headers) for wsgi in (app, flask_view(app)))
+    assert lean.status_code == 200
+    assert lean.headers.getlist("Access-Control-Allow-Origin") == ["*"]
+    assert comparable(lean) == comparable(view)
+
+
+# -- one way in: the token path is not a Flask route ----------------------------------------
+# These replace the lean route's tests that Flask served the route whenever it
+# had more to do (a hook, a signal receiver): there is no second way in now.
+
+
+def test_the_token_path_is_not_a_flask_route(app: Flask, service: ServiceFixture) -> None:
+    assert TOKEN_PATH not in {rule.rule for rule in app.url_map.iter_rules()}
+    response = app.test_client().post(TOKEN_PATH, headers=service.bearer_headers())
+    assert response.status_code == 200
+
+
+def test_flask_hooks_do_not_run_for_the_token_endpoint(app: Flask, service: ServiceFixture) -> None:
     @app.before_request
     def refuse() -> None:
         abort(403)
 
-    response = app.test_client().post(TOKEN_PATH, headers=service.bearer_headers())
-    assert response.status_code == 403
-    assert not token_route(app).serves_alone()
+    client = app.test_client()
+    assert client.post(TOKEN_PATH, headers=service.bearer_headers()).status_code == 200
+    assert client.get("/healthz").status_code == 403  # Flask's own routes do get it
 
 
-def test_after_the_first_token_request_hooks_can_no_longer_be_added(
+def test_a_token_request_does_not_end_flasks_setup(app: Flask, service: ServiceFixture) -> None:
+    # The lean route used to set Flask's private "first request" flag.
+    assert app.test_client().post(TOKEN_PATH, headers=service.bearer_headers()).status_code == 200
+    app.before_request(lambda: None)  # raised AssertionError after a first request
+
+
+def test_flask_signals_are_not_sent_for_the_token_endpoint(
     app: Flask, service: ServiceFixture
 ) -> None:
-    assert app.test_client().post(TOKEN_PATH, headers=service.bearer_headers()).status_code == 200
-    with pytest.raises(AssertionError, match="already handled its first request"):
-        app.before_request(lambda: None)
-
-
-def test_a_signal_receiver_makes_flask_serve_the_route(app: Flask, service: ServiceFixture) -> None:
     seen: list[str] = []
 
     def started(sender: Flask, **extra: Any) -> None:
-        seen.append(request.path)
+        seen.append("started")
 
     with request_started.connected_to(started, app):
-        assert (
-            app.test_client().post(TOKEN_PATH, headers=service.bearer_headers()).status_code == 200
-        )
-    assert seen == [TOKEN_PATH]
-    assert token_route(app).serves_alone()  # the receiver is gone
+        client = app.test_client()
+        assert client.post(TOKEN_PATH, headers=service.bearer_headers()).status_code == 200
+        assert seen == []
+        assert client.get("/healthz").status_code == 200
+    assert seen == ["started"]
 
 
 def test_trusted_hosts_are_honoured(app: Flask, service: ServiceFixture) -> None:
@@ -282,7 +310,7 @@ def test_the_body_cap_is_read_from_the_app_config_on_each_request(
 # -- errors ------------------------------------------------------------------------------
 
 
-def test_an_unexpected_error_in_the_lean_route_is_a_bare_500(
+def test_an_unexpected_error_in_the_token_endpoint_is_a_bare_500(
     app: Flask, service: ServiceFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     issuer = app.extensions["identity_service.issuer"]
@@ -305,7 +333,8 @@ def test_an_unexpected_error_in_the_lean_route_is_a_bare_500(
 def test_an_error_handler_that_fails_still_gives_problem_json(
     app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Flask's last resort (handle_exception) renders the handler's own failure.
+    # The endpoint's last resort renders the renderer's own failure (as Flask's
+    # handle_exception does for its routes).
     real = problems.problem_response
     calls: list[int] = []
 

@@ -241,7 +241,7 @@ def run_demo(
     """Prepare everything, print the banner, and serve until interrupted."""
     from werkzeug.serving import make_server
 
-    from identity_service.observability import configure_logging
+    from identity_service.observability.logs import configure_logging
 
     settings = load_settings(config_path)
     settings, real = choose_widget(settings, real_widget, os.environ)

@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from identity_service.frontend.jinja import SETTINGS_EXTENSION
 from identity_service.frontend.public_config import MessengerConfig
 from identity_service.frontend.script import messenger_js, messenger_module, sri_sha384
-from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH
+from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH, TOKEN_PATH
 from identity_service.settings import Settings
 
 bp = Blueprint("messenger_static", __name__)
@@ -26,7 +26,6 @@ bp = Blueprint("messenger_static", __name__)
 # for a day after an upgrade; an hour plus ETag revalidation is cheap.
 SCRIPT_MAX_AGE = 3600
 CONFIG_MAX_AGE = 300
-TOKEN_ENDPOINT = "api.messenger_token"
 
 
 def _public(response: Response, max_age: int) -> Response:
@@ -68,7 +67,8 @@ def config() -> Response:
     # was fetched from). Never absolute: those would come from the request's Host or
     # X-Forwarded-Host, and this public, cached response could then point a shared
     # cache's every reader at whatever host one request named.
-    token_url = url_for(TOKEN_ENDPOINT)
+    # The token endpoint is not a Flask view (http/api.py): its path, under this app's root.
+    token_url = request.script_root + TOKEN_PATH
     body = MessengerConfig.for_workspace(workspace, token_url).as_json()
     body["script_url"] = url_for(".script")
     body["module_url"] = url_for(".module")

@@ -1,17 +1,35 @@
-"""The token endpoint: authenticate -> gather facts -> validate -> mint. Views stay thin."""
+"""The token endpoint, `POST /v1/messenger/token`: authenticate -> gather facts -> validate -> mint.
+
+It is a WSGI app of its own (werkzeug's `Request`, no Flask): the service's
+hot path, where Flask's per-request machinery (contexts, URL adapter,
+session, `Response`, the after-request chain) cost a third of a token
+request's instructions (`bench/instructions.py`). `create_app` mounts it at
+its path in front of Flask, so it is the one way into the route: every method
+of that path is answered here (POST, the CORS preflight's OPTIONS, 405 for the
+rest), every error through the same problem renderer as Flask's routes
+(`problems.answer`), and the WSGI layers around both (request observer,
+security headers, CORS) are the same. Flask's hooks, signals and
+TRUSTED_HOSTS do not apply to it; its body cap and TRUSTED_HOSTS are read from
+the app's config on each request, as Flask reads them.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from flask import Blueprint, Request, Response, current_app, request
 from marshmallow import ValidationError
-from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import (
+    BadRequest,
+    MethodNotAllowed,
+    RequestEntityTooLarge,
+    UnsupportedMediaType,
+)
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.wrappers import Request as BaseRequest
-from werkzeug.wsgi import get_content_length
+from werkzeug.wsgi import get_content_length, get_host
 
 from identity_service.auth import RequestView, authenticate, presented
 from identity_service.errors import (
@@ -21,21 +39,20 @@ from identity_service.errors import (
     InvalidRequestError,
     RateLimitedError,
 )
+from identity_service.http import problems
+from identity_service.http.middleware import REQUEST_ID_KEY, ROUTE_KEY, note
 from identity_service.http.paths import TOKEN_PATH
 from identity_service.http.schemas import TokenRequestSchema
 from identity_service.http.server_errors import TRUNCATED_BODY
-from identity_service.observability import REQUEST_ID_KEY, audit, note
-from identity_service.runtime import EXTENSION, Runtime
+from identity_service.observability.audit import audit
+from identity_service.runtime import Runtime
 
-bp = Blueprint("api", __name__)
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
 _request_schema = TokenRequestSchema()
 # A token is a bearer credential for the Messenger: never cache it anywhere.
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
-
-
-def current_runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions[EXTENSION]
-    return runtime
 
 
 def request_view(req: BaseRequest) -> RequestView:
@@ -108,18 +125,6 @@ def limited(runtime: Runtime, check: Callable[[], None]) -> None:
         raise
 
 
-@bp.post(TOKEN_PATH)
-def messenger_token() -> Response:
-    """Mint a Messenger token for the logged-in user making this request.
-
-    In the app, `TokenRoute` answers these requests before Flask routes them;
-    this view is the same endpoint for a Flask app without that layer.
-    """
-    req: Request = request._get_current_object()  # type: ignore[attr-defined]
-    body = token_response_body(current_runtime(), req)
-    return Response(body, content_type="application/json", headers=NO_STORE)
-
-
 def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     """The token endpoint's work: authenticate -> gather facts -> validate -> mint.
 
@@ -185,3 +190,65 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
         "warnings": list(minted.warnings),
     }
     return orjson.dumps(body)
+
+
+# The methods of the token path: POST, and OPTIONS for CORS preflights.
+ALLOWED = ("OPTIONS", "POST")
+
+
+class TokenEndpoint:
+    """The WSGI app of `TOKEN_PATH`: every request to that path, whatever its method."""
+
+    def __init__(self, runtime: Runtime, config: Mapping[str, Any]) -> None:
+        """`config`: the Flask app's config, for MAX_CONTENT_LENGTH and TRUSTED_HOSTS."""
+        self.runtime = runtime
+        self.config = config
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        environ[ROUTE_KEY] = TOKEN_PATH
+        method = environ.get("REQUEST_METHOD")
+        try:
+            if method == "POST":
+                body = self.token(environ)
+                # In the order a Flask `Response` would send them.
+                status, headers = (
+                    "200 OK",
+                    [
+                        *NO_STORE,
+                        ("Content-Type", "application/json"),
+                        ("Content-Length", str(len(body))),
+                    ],
+                )
+            elif method == "OPTIONS":  # a CORS preflight: the Cors layer adds the grant
+                status, body = "200 OK", b""
+                headers = [
+                    ("Content-Type", "text/html; charset=utf-8"),
+                    ("Content-Length", "0"),
+                    ("Allow", ", ".join(ALLOWED)),
+                ]
+            else:
+                raise MethodNotAllowed(valid_methods=list(ALLOWED))
+        except Exception as error:
+            problem = self.problem(error, environ)
+            status = f"{problem.status} {HTTP_STATUS_CODES[problem.status].upper()}"  # werkzeug's
+            headers, body = problem.wsgi_headers(), problem.body
+        start_response(status, headers)
+        return [b""] if method == "HEAD" else [body]
+
+    def token(self, environ: WSGIEnvironment) -> bytes:
+        """The 200 answer's body; every refusal is an exception."""
+        req = BaseRequest(environ)
+        req.max_content_length = self.config["MAX_CONTENT_LENGTH"]  # -> 413
+        trusted = self.config.get("TRUSTED_HOSTS")
+        if trusted is not None:
+            req.trusted_hosts = trusted
+            get_host(environ, trusted)  # an untrusted Host -> 400, as Flask answers it
+        return token_response_body(self.runtime, req)
+
+    @staticmethod
+    def problem(error: Exception, environ: WSGIEnvironment) -> problems.Problem:
+        rid = environ.get(REQUEST_ID_KEY)
+        try:
+            return problems.answer(error, rid)
+        except Exception as unhandled:  # the renderer failed: a bare 500, never a stack
+            return problems.last_resort(unhandled, rid)

@@ -2,36 +2,27 @@
 
 from __future__ import annotations
 
-import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from flask import Flask
-from flask_cors import CORS
-from flask_cors.core import get_cors_options
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from identity_service.config import load_settings
 from identity_service.frontend import views as snippet_views
-from identity_service.http import api, health, problems
-from identity_service.http.token_route import TokenRoute
-from identity_service.observability import RequestObserver
+from identity_service.http import health, problems
+from identity_service.http.api import TokenEndpoint
+from identity_service.http.cors import Cors, CorsPolicy
+from identity_service.http.headers import DEFAULT_CSP, ResponseHeaders, forced_headers
+from identity_service.http.middleware import RequestObserver
+from identity_service.http.paths import TOKEN_PATH
 from identity_service.runtime import EXTENSION, KeyFiles, Runtime
 from identity_service.settings import Settings
 
 if TYPE_CHECKING:
-    from flask_cors.core import _ComputedCorsOptions as CorsOptions
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
-HSTS = "max-age=63072000; includeSubDomains"
-SECURITY_HEADERS = (
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-    ("X-Frame-Options", "DENY"),
-)
-# Views that need a policy of their own (the snippet's pages) set it; others get this.
-DEFAULT_CSP = ("Content-Security-Policy", "frame-ancestors 'none'")
-API_RESOURCE = r"/v1/*"
 # Where the app keeps the headers every response of its gets (the security
 # headers, HSTS when on, the default CSP), for the server's own error answers.
 RESPONSE_HEADERS = "identity_service.response_headers"
@@ -58,60 +49,54 @@ def create_app(
     app.extensions["identity_service.settings"] = settings
     app.extensions["identity_service.issuer"] = runtime.issuer
 
-    cors = _install_cors(app, settings)
     problems.register(app)
-    app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(snippet_views.bp)
 
-    forced = [
-        *SECURITY_HEADERS,
-        *([("Strict-Transport-Security", HSTS)] if settings.service.hsts else []),
-    ]
+    forced = forced_headers(settings)
     app.extensions[RESPONSE_HEADERS] = (*forced, DEFAULT_CSP)
-    # The token route skips Flask's request machinery (see token_route).
-    # Outside it, every response (error pages and CORS preflights included)
-    # gets the security headers, a request id, a latency sample and an access line.
-    routed = TokenRoute(app, app.wsgi_app, runtime, cors)
-    app.wsgi_app = RequestObserver(  # type: ignore[method-assign]
-        routed, runtime.metrics, forced, default_headers=[DEFAULT_CSP]
+    token = TokenEndpoint(runtime, app.config)
+    app.wsgi_app = serve(  # type: ignore[method-assign,assignment]
+        TokenMount(token, app.wsgi_app), settings, runtime
+    )
+    return app
+
+
+def serve(inner: WSGIApplication, settings: Settings, runtime: Runtime) -> WSGIApplication:
+    """The layers every request passes, outermost first: proxy headers, observer, security
+    headers, CORS (/v1/ only), then `inner`: the token endpoint's mount in front of Flask.
+
+    Every response (error pages and CORS preflights included) gets the security
+    headers, a request id, a latency sample and an access line.
+    """
+    app = inner
+    policy = CorsPolicy.from_settings(settings)
+    if policy is not None:  # same-origin deployments need no CORS at all
+        app = Cors(app, policy)
+    app = RequestObserver(
+        ResponseHeaders(app, forced_headers(settings), [DEFAULT_CSP]), runtime.metrics
     )
     if settings.service.proxy_hops:
         # Trust exactly the configured number of proxies for client address and
         # scheme; outermost, so the access line already sees the real client.
         hops = settings.service.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)  # type: ignore[method-assign]
+        app = ProxyFix(app, x_for=hops, x_proto=hops, x_host=hops)
     return app
 
 
-def _install_cors(app: Flask, settings: Settings) -> CorsOptions | None:
-    """Install flask-cors on /v1/*; the options it resolved for that resource, for TokenRoute."""
-    origins = list(settings.service.cors_origins)
-    if not origins:
-        return None  # same-origin deployments need no CORS at all
-    wildcard = "*" in origins
-    # flask-cors compares listed strings case-insensitively; the documented rule
-    # is an exact match (browsers send origins in lowercase, and the loader
-    # refuses any other spelling), so each origin goes in as an exact pattern.
-    exact: list[str | re.Pattern[str]] = [
-        o if o == "*" else re.compile(re.escape(o) + r"\Z") for o in origins
-    ]
-    resource = {"origins": exact}
-    options: dict[str, Any] = dict(
-        resources={API_RESOURCE: resource},
-        # Credentials (cookies) only ever for explicitly listed origins;
-        # configuration refuses "*" when cookie authentication is on.
-        supports_credentials=not wildcard,
-        methods=["GET", "POST", "OPTIONS"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-        max_age=600,
-        vary_header=True,
-        # CORS headers only for requests that ask (browsers always send
-        # Origin): flask-cors would otherwise list every allowed origin, one
-        # header each, on every response, telling anyone the allowlist.
-        always_send=False,
-    )
-    CORS(app, **options)
-    # Resolved as flask-cors resolves a resource's options in `init_app`.
-    return get_cors_options(app, options, resource)
+class TokenMount:
+    """The token endpoint at exactly `TOKEN_PATH`, every other path Flask's.
+
+    An exact match, not a prefix (werkzeug's DispatcherMiddleware would also
+    take `/v1/messenger/token/...` and rewrite SCRIPT_NAME): any other path,
+    however close, is Flask's to answer (a 404).
+    """
+
+    def __init__(self, token: WSGIApplication, flask: WSGIApplication) -> None:
+        self.token = token
+        self.flask = flask
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == TOKEN_PATH:
+            return self.token(environ, start_response)
+        return self.flask(environ, start_response)

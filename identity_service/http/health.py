@@ -11,15 +11,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from identity_service.auth.session import SessionAuthenticator
 from identity_service.errors import SecretUnavailableError
-from identity_service.http.api import current_runtime
 from identity_service.http.openapi import build_openapi
-from identity_service.http.problems import problem_response
+from identity_service.http.problems import view_problem
 from identity_service.http.reloading import REFUSED_CONFIG
-from identity_service.observability import exposition
+from identity_service.observability.metrics import exposition
+from identity_service.runtime import EXTENSION, Runtime
 
 bp = Blueprint("health", __name__)
 # Set on the app when its server starts to drain (SIGTERM): readiness is over.
 DRAINING = "identity_service.draining"
+
+
+def current_runtime() -> Runtime:
+    """The running app's live objects (settings, authenticators, metrics...)."""
+    runtime: Runtime = current_app.extensions[EXTENSION]
+    return runtime
 
 
 def start_draining(app: Flask) -> None:
@@ -55,7 +61,7 @@ def readyz() -> Response:
     """Ready to mint: every secret readable, IdP keys cached or fetchable, profile DB reachable."""
     if current_app.extensions.get(DRAINING):
         # Before any dependency check: nothing they say changes the answer.
-        return problem_response(
+        return view_problem(
             503,
             "Not ready",
             "unavailable: the server is shutting down",
@@ -87,7 +93,7 @@ def readyz() -> Response:
         checks["rate_limit.storage"] = "ok" if runtime.limiter.ready() else "unavailable"
     failed = sorted(name for name, state in checks.items() if state not in ("ok", REFUSED))
     if failed:
-        return problem_response(
+        return view_problem(
             503,
             "Not ready",
             f"unavailable: {', '.join(failed)}",

@@ -19,15 +19,13 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from identity_service.http.app import RESPONSE_HEADERS
 from identity_service.http.health import start_draining
+from identity_service.http.middleware import generate_request_id
 from identity_service.http.problems import INTERNAL_ERROR, PROBLEM_MIME, problem_body
 from identity_service.http.reloading import REFUSED_CONFIG, LastGoodConfig
 from identity_service.http.server_errors import refusal
 from identity_service.http.server_logging import SafeLogger
-from identity_service.observability import (
-    configure_logging,
-    generate_request_id,
-    use_multiprocess_metrics,
-)
+from identity_service.observability.logs import configure_logging
+from identity_service.observability.metrics import use_multiprocess_metrics
 from identity_service.settings import Settings
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"

@@ -27,7 +27,7 @@ from typing import Any
 from gunicorn.glogging import Logger
 
 from identity_service.errors import IdentityServiceError
-from identity_service.observability import redact
+from identity_service.observability.logs import redact
 
 
 def describe(error: BaseException) -> str:

@@ -30,7 +30,7 @@ from typing import ClassVar
 
 import pytest
 
-from identity_service.observability import REQUEST_ID_PATTERN
+from identity_service.http.middleware import REQUEST_ID_PATTERN
 from identity_service.settings import ServiceSettings
 from tests.support.nginx import SHIPPED, fronting, nginx_binary, render, set_directive
 from tests.support.processes import free_port

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from identity_service.observability import JsonFormatter
+from identity_service.observability.logs import JsonFormatter
 from tests.support.served import UNCHECKED
 from tests.support.service import MESSENGER_SECRET, SESSION_SECRET
 
