@@ -262,7 +262,8 @@ class IntercomClient:
         if code is None:
             return ""
         text = f"{code}: {message}" if message else code
-        return self._scrub(text[:200])
+        # Scrubbed whole, then cut: a cut first could split an echoed token and leave its start.
+        return self._scrub(text)[:200]
 
     def _scrub(self, text: str) -> str:
         # Intercom does not echo tokens; a proxy or a stand-in might. Never print one.
