@@ -76,6 +76,34 @@ def request_view(req: BaseRequest) -> RequestView:
     )
 
 
+class DuplicateMemberError(Exception):
+    """A JSON object in the body names one member twice."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The stdlib keeps the last of repeated members; a proxy, gateway or log
+    # reader may keep the first and see another platform or workspace than the
+    # one the token is signed for. A body means one thing, or is refused.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        names = [name for name, _ in pairs]
+        raise DuplicateMemberError(next(n for i, n in enumerate(names) if n in names[:i]))
+    return members
+
+
+# Built once (`json.loads(..., object_pairs_hook=...)` builds a decoder per call).
+_BODY_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+
+
+def parse_body(raw: bytes) -> Any:
+    """`json.loads(raw)`, UTF-8/16/32 detected as it does, with repeated members refused."""
+    return _BODY_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
 def token_request(req: BaseRequest) -> dict[str, Any]:
     """The validated body; an empty body asks for the default workspace, for the web."""
     environ = req.environ
@@ -103,7 +131,9 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
         raise UnsupportedMediaType("send the body as application/json, or send no body")
     try:
         # The stdlib parser, as Flask's `get_json` uses; its error text stays in the server.
-        data = json.loads(raw)
+        data = parse_body(raw)
+    except DuplicateMemberError as exc:
+        raise InvalidRequestError([AttributeProblem(exc.name, "appears more than once")]) from None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack allows
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
