@@ -262,6 +262,11 @@ class TokenEndpoint:
         environ[ROUTE_KEY] = TOKEN_PATH
         method = environ.get("REQUEST_METHOD")
         try:
+            trusted = self.config.get("TRUSTED_HOSTS")
+            if trusted is not None:
+                # Before the method, as Flask checks it before routing: an untrusted
+                # Host gets its 400 for a preflight or a 405 too, never a CORS grant.
+                get_host(environ, trusted)
             if method == "POST":
                 body = self.token(environ)
                 # In the order a Flask `Response` would send them.
@@ -294,9 +299,8 @@ class TokenEndpoint:
         req = BaseRequest(environ)
         req.max_content_length = self.config["MAX_CONTENT_LENGTH"]  # -> 413
         trusted = self.config.get("TRUSTED_HOSTS")
-        if trusted is not None:
+        if trusted is not None:  # checked already (__call__); req.host checks it again
             req.trusted_hosts = trusted
-            get_host(environ, trusted)  # an untrusted Host -> 400, as Flask answers it
         return token_response_body(self.runtime, req)
 
     @staticmethod
