@@ -304,6 +304,32 @@ def test_an_invalid_token_is_a_clear_error(tmp_path: Path, intercom: IntercomSta
     assert "Traceback" not in result.stderr
 
 
+# A token as it arrives by mistake: a variable set from a file with its newline
+# (a Kubernetes secret), a CRLF file, a token wrapped when pasted, a stray character.
+UNSENDABLE = {
+    "trailing newline": TOKEN + "\n",
+    "trailing carriage return": TOKEN + "\r",
+    "wrapped": TOKEN[:26] + "\n" + TOKEN[26:],
+    "non-ascii": TOKEN + "\u00e9",
+}
+
+
+@pytest.mark.parametrize("token", UNSENDABLE.values(), ids=UNSENDABLE.keys())
+def test_a_token_that_cannot_be_a_header_is_refused_unsent_and_unprinted(
+    tmp_path: Path, intercom: IntercomStandIn, token: str
+) -> None:
+    # Review: h11 refused the header and its error, quoted by the client, held
+    # the token's bytes escaped, which the scrubber (looking for the raw token)
+    # did not find; a non-ASCII token crashed the command with a stack.
+    result = run(write_config(tmp_path, intercom.base), "intercom", "check", token=token)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert "environment variable TEST_INTERCOM_TOKEN" in result.stderr
+    assert "cannot be sent in a header" in result.stderr
+    assert TOKEN[:12] not in result.stdout + result.stderr  # not even a part
+    assert intercom.state.requests == []  # refused before anything was sent
+
+
 @contextmanager
 def echoing_proxy(status: int, pad: int) -> Iterator[str]:
     """A front proxy on 127.0.0.1 that quotes the request's Authorization header in its
