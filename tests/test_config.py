@@ -627,6 +627,33 @@ def test_a_config_naming_secret_env_never_touches_the_instance_folder(
     assert not instance_path.exists()
 
 
+@pytest.mark.parametrize(
+    ("other", "shared_with"),
+    [
+        ("eu-platforms-ios", "workspaces.eu.platforms.ios"),
+        ("eu-auth-0", "workspaces.eu.auth[0]"),
+    ],
+)
+def test_two_development_secrets_never_share_one_generated_file(
+    write_config: WriteConfig, environ: dict[str, str], other: str, shared_with: str
+) -> None:
+    # Review: the file name is the key path with "." and "[0]" written "-", which a
+    # workspace key may also hold: workspace "eu-platforms-ios"'s Messenger secret
+    # was workspace eu's iOS secret (or its session key), with no same_secret_as.
+    path = write_config(
+        'default_workspace = "eu"\n'
+        + workspace(drop=("secret_env",), secret_dev="true")
+        + "[workspaces.eu.platforms.ios]\nsecret_dev = true\n\n"
+        + '[[workspaces.eu.auth]]\nmethod = "session"\nsecret_dev = true\n\n'
+        + workspace(other, drop=("secret_env",), secret_dev="true")
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, environ)
+    [problem] = caught.value.problems
+    assert problem.path == f"workspaces.{other}.secret_dev"
+    assert "development secret" in problem.message and shared_with in problem.message
+
+
 def test_the_bundled_example_loads_with_an_empty_environment(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
