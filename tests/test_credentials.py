@@ -214,7 +214,7 @@ def test_the_failure_metric_names_the_credential_that_was_sent(
     def failures(workspace: str, method: str, reason: str) -> float | None:
         return registry.get_sample_value(
             "identity_auth_failures_total",
-            {"workspace": workspace, "method": method, "reason": reason},
+            {"workspace": workspace, "platform": "web", "method": method, "reason": reason},
         )
 
     assert failures("cookies", "bearer", "method_not_accepted") == 1

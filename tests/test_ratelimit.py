@@ -70,7 +70,7 @@ def test_per_user_limit_gives_429_with_retry_after(tmp_path: Path) -> None:
         assert 1 <= int(response.headers["Retry-After"]) <= 60
         assert post(client, svc, sub="someone-else") == 200  # other users are unaffected
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'identity_rate_limited_total{scope="user"} 1.0' in metrics
+    assert 'identity_rate_limited_total{platform="web",scope="user"} 1.0' in metrics
 
 
 def test_per_client_limit_applies_before_authentication(tmp_path: Path) -> None:

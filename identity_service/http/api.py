@@ -46,11 +46,13 @@ from identity_service.http.schemas import TokenRequestSchema
 from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability.audit import audit
 from identity_service.runtime import Runtime
+from identity_service.settings import Platform
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
 _request_schema = TokenRequestSchema()
+EMPTY_REQUEST: Mapping[str, Any] = _request_schema.load({})  # the schema's defaults
 # A token is a bearer credential for the Messenger: never cache it anywhere.
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
@@ -75,7 +77,7 @@ def request_view(req: BaseRequest) -> RequestView:
 
 
 def token_request(req: BaseRequest) -> dict[str, Any]:
-    """The validated body; an empty body asks for the default workspace."""
+    """The validated body; an empty body asks for the default workspace, for the web."""
     environ = req.environ
     length = get_content_length(environ)
     if length == 0 or (
@@ -83,7 +85,7 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
         # not vouch for the end of the stream (gunicorn always does).
         length is None and "wsgi.input_terminated" not in environ
     ):
-        return {"workspace": None}  # nothing to read: skip building the input stream
+        return dict(EMPTY_REQUEST)  # nothing to read: skip building the input stream
     raw = req.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
     limit = req.max_content_length
     # A body without a length (chunked) is cut at the limit by werkzeug's
@@ -96,7 +98,7 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
     if length is not None and len(raw) < length:
         raise BadRequest(TRUNCATED_BODY.detail)
     if not raw:
-        return {"workspace": None}
+        return dict(EMPTY_REQUEST)
     if not req.is_json:
         raise UnsupportedMediaType("send the body as application/json, or send no body")
     try:
@@ -116,12 +118,17 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
     return loaded
 
 
-def limited(runtime: Runtime, check: Callable[[], None]) -> None:
-    """Run a rate-limit check, counting refusals by scope."""
+# The per-client limit counts every request from an address before its body (and so
+# its platform) is read: its refusals are counted under this platform label.
+ANY_PLATFORM = "any"
+
+
+def limited(runtime: Runtime, check: Callable[[], None], platform: str = ANY_PLATFORM) -> None:
+    """Run a rate-limit check, counting refusals by scope and platform."""
     try:
         check()
     except RateLimitedError as exc:
-        runtime.metrics.rate_limited.labels(exc.scope).inc()
+        runtime.metrics.rate_limited.labels(exc.scope, platform).inc()
         raise
 
 
@@ -135,21 +142,32 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     client = req.remote_addr  # ProxyFix has already applied X-Forwarded-For when configured
     # Per-address limit first: it is cheap and shields the verification work behind it.
     limited(runtime, lambda: runtime.limiter.check_client(client))
-    workspace = runtime.settings.workspace(token_request(req)["workspace"])
+    asked = token_request(req)
+    workspace = runtime.settings.workspace(asked["workspace"])
+    platform: Platform = asked["platform"]
     note(environ, workspace=workspace.key)
+    # Before any credential is verified: a platform without a secret is a 404, as an
+    # unknown workspace is.
+    workspace.secret_for(platform)
     view = request_view(req)
     now = runtime.clock()
     authenticators = runtime.authenticators[workspace.key]
     try:
         identity = authenticate(
-            view, authenticators, now, runtime.session_cookies, workspace.user_id_pattern
+            view,
+            authenticators,
+            now,
+            runtime.session_cookies,
+            workspace.user_id_pattern,
+            platform=platform,
         )
     except (AuthenticationError, ForbiddenOriginError) as exc:
         method = presented(view, authenticators, runtime.session_cookies)[0]
-        runtime.metrics.auth_failures.labels(workspace.key, method, exc.reason).inc()
+        runtime.metrics.auth_failures.labels(workspace.key, platform, method, exc.reason).inc()
         audit(
             "auth_failure",
             workspace=workspace.key,
+            platform=platform,
             method=method,
             reason=exc.reason,
             status=exc.status,
@@ -158,10 +176,14 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
         )
         raise
     note(environ, user_id=identity.user_id)
-    limited(runtime, lambda: runtime.limiter.check_user(workspace.key, identity.user_id))
-    issued = runtime.issuer.issue_detailed(identity, workspace, int(now))
+    limited(
+        runtime,
+        lambda: runtime.limiter.check_user(workspace.key, identity.user_id, platform),
+        platform,
+    )
+    issued = runtime.issuer.issue_detailed(identity, workspace, int(now), platform)
     minted = issued.minted
-    runtime.metrics.tokens_minted.labels(workspace.key).inc()
+    runtime.metrics.tokens_minted.labels(workspace.key, platform).inc()
     for problem in issued.dropped:
         runtime.metrics.attributes_dropped.labels(workspace.key, problem.name, problem.kind).inc()
     if issued.profile not in ("found", "none"):
@@ -169,6 +191,7 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     audit(
         "mint",
         workspace=workspace.key,
+        platform=platform,
         user_id=minted.user_id,
         method=identity.method,
         attributes=list(minted.attributes),
@@ -182,6 +205,7 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     # schemathesis test holds this body to it); built directly on the hot path.
     body = {
         "token": minted.token,
+        "platform": minted.platform,
         "expires_at": minted.expires_at,
         "app_id": minted.app_id,
         "api_base": minted.api_base,

@@ -71,11 +71,14 @@ def readyz() -> Response:
     if REFUSED_CONFIG in current_app.config:  # under `identity-service serve`
         checks["config"] = REFUSED if current_app.config[REFUSED_CONFIG] else "ok"
     for key, workspace in runtime.settings.workspaces.items():
-        try:
-            workspace.secret.get()
-            checks[f"{key}.secret"] = REFUSED if workspace.secret.refused else "ok"
-        except SecretUnavailableError:
-            checks[f"{key}.secret"] = "unavailable"
+        for platform, secret in workspace.secrets.items():
+            # web keeps its old name (`<key>.secret`): dashboards and probes read it.
+            name = f"{key}.secret" if platform == "web" else f"{key}.{platform}.secret"
+            try:
+                secret.get()
+                checks[name] = REFUSED if secret.refused else "ok"
+            except SecretUnavailableError:
+                checks[name] = "unavailable"
         for index, authenticator in enumerate(runtime.authenticators[key]):
             name = f"{key}.auth[{index}]"
             if isinstance(authenticator, SessionAuthenticator):

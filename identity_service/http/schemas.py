@@ -7,7 +7,7 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from identity_service.errors import REFUSAL_REASONS
-from identity_service.settings import WORKSPACE_KEY_PATTERN
+from identity_service.settings import DEFAULT_PLATFORM, PLATFORMS, WORKSPACE_KEY_PATTERN
 
 
 class FullMatch(validate.Regexp):
@@ -35,12 +35,26 @@ class TokenRequestSchema(Schema):
         validate=FullMatch(f"^{WORKSPACE_KEY_PATTERN}$"),
         metadata={"description": "Workspace key from the configuration; default when absent."},
     )
+    platform = fields.String(
+        load_default=DEFAULT_PLATFORM,
+        validate=validate.OneOf(PLATFORMS, error="must be one of: {choices}"),
+        metadata={
+            "description": "Where the token is used: the web Messenger, or Intercom's iOS or "
+            "Android SDK (React Native and Flutter apps run on these). Signed with that "
+            "platform's secret. Mobile platforms authenticate with a bearer token only."
+        },
+    )
 
 
 class TokenResponseSchema(Schema):
     """A minted Messenger token and what the Messenger needs to boot with it."""
 
     token = fields.String(required=True, metadata={"description": "The signed Messenger JWT."})
+    platform = fields.String(
+        required=True,
+        validate=validate.OneOf(PLATFORMS),
+        metadata={"description": "The platform whose secret signed the token."},
+    )
     expires_at = fields.Integer(required=True, metadata={"description": "Unix seconds."})
     app_id = fields.String(required=True)
     api_base = fields.String(required=True)
@@ -64,6 +78,12 @@ class ProblemSchema(Schema):
         metadata={"description": "Why a 401 or 403 refused the credential."},
     )
     errors = fields.List(fields.Dict())
+    platforms = fields.List(
+        fields.String(validate=validate.OneOf(PLATFORMS)),
+        metadata={
+            "description": "On platform-not-served (404): the platforms the workspace serves."
+        },
+    )
 
 
 class HealthSchema(Schema):

@@ -127,6 +127,7 @@ class ProductSite:
 
     pages: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     rendered: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=dict)
+    assets: dict[str, bytes] = field(default_factory=dict)  # scripts, such as npm bundles
     widget_requests: int = 0
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -142,6 +143,10 @@ class ProductSite:
         def page(name: str) -> Response:
             html, headers = self.pages[name]
             return Response(html, mimetype="text/html", headers=headers)
+
+        @product.get("/asset/<name>")
+        def asset(name: str) -> Response:
+            return Response(self.assets[name], mimetype="text/javascript")
 
         @product.get("/rendered/<name>")
         def rendered(name: str) -> Response:
@@ -224,6 +229,11 @@ class Stack:
         )
         self.site.pages[name] = (html, dict(headers or {}))
         return f"{self.product_url}/page/{name}"
+
+    def add_asset(self, name: str, data: bytes) -> str:
+        """Serve `data` as a script of the product site; returns its URL."""
+        self.site.assets[name] = data
+        return f"{self.product_url}/asset/{name}"
 
     def add_rendered(
         self, template: str, context: Mapping[str, Any], headers: Mapping[str, str] | None = None
