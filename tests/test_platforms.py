@@ -24,7 +24,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import OctKey
 
-from identity_service import create_app
+from identity_service import create_app, service_state
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.observability import JsonFormatter
 from identity_service.settings import PLATFORMS
@@ -284,7 +284,7 @@ def test_audit_events_metrics_and_rate_limits_carry_the_platform(
     assert [(x["platform"], x["method"], x["reason"]) for x in failures] == [
         ("android", "session", "browser_credential")
     ]
-    registry = app.extensions["identity_service"].metrics.registry
+    registry = service_state(app).runtime.metrics.registry
 
     def sample(name: str, **labels: str) -> float | None:
         value: float | None = registry.get_sample_value(name, labels)

@@ -22,6 +22,7 @@ from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.http import problems
 from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH, TOKEN_PATH
+from identity_service.http.state import service_state
 from tests.support.flask_view import flask_view
 from tests.support.service import (
     MAX_BODY_BYTES,
@@ -336,7 +337,7 @@ def test_the_body_cap_is_read_from_the_app_config_on_each_request(
 def test_an_unexpected_error_in_the_token_endpoint_is_a_bare_500(
     app: Flask, service: ServiceFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    issuer = app.extensions["identity_service.issuer"]
+    issuer = service_state(app).issuer
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"leaked {MESSENGER_SECRET}")

@@ -3,7 +3,9 @@
 - The identity service: the real app (`create_app(load_settings(toml))`), with
   session-cookie and bearer authentication, two workspaces (one with 60 s tokens).
 - A product site on another port: serves the host pages, the fake Intercom
-  widget, and server-rendered pages that use `register_jinja`.
+  widget, and server-rendered pages whose `render_messenger_tag` comes from the
+  `IdentityService` extension on the product's own Flask app (its own issuer,
+  built from the same configuration), as docs/embedding.md shows.
 
 Product and service are different origins, as in production, so CORS, the
 session authenticator's Origin check and SRI on a cross-origin script are all
@@ -30,10 +32,8 @@ from flask import Flask, Response, render_template_string
 from playwright.sync_api import ConsoleMessage, Dialog, Page
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from identity_service import create_app
-from identity_service.config import load_settings
+from identity_service import IdentityService, create_app, load_settings
 from identity_service.frontend.embed import loader_tag, messenger_options
-from identity_service.frontend.jinja import register_jinja
 from identity_service.frontend.public_config import MessengerConfig
 from identity_service.http.paths import SCRIPT_PATH, TOKEN_PATH
 from identity_service.settings import Settings
@@ -294,10 +294,9 @@ def build_stack(root: Path) -> Stack:
     )
     identity_app = create_app(settings)
     identity = LiveServer(identity_app)
-    register_jinja(
+    IdentityService(
         product_app,
-        identity_app.extensions["identity_service.issuer"],
-        service_settings=settings,
+        settings,
         token_url=identity.url + TOKEN_PATH,
         script_url=identity.url + SCRIPT_PATH,
         widget_url=product.url + "/widget/{app_id}",
