@@ -209,6 +209,8 @@ class _Loader:
         # Workspaces with a session [[auth]] table, even a broken one, so the
         # cross-checks report every problem in one pass.
         self.session_workspaces: list[str] = []
+        # Generated development secret files, by the key path each one is for.
+        self.dev_files: dict[str, str] = {}
 
     def result(self, problems: list[ConfigProblem]) -> Settings:
         if problems or self.settings is None:
@@ -362,8 +364,19 @@ class _Loader:
                 self.problem(key, f"can only be true; use {others} instead")
                 return None
             # The Messenger secret keeps the file name it always had: dev-workspaces-eu.secret.
-            slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here(None if name == "secret" else name))
+            here = self.here(None if name == "secret" else name)
+            slug = re.sub(r"[^A-Za-z0-9_]+", "-", here)
             dev = str(self.instance / f"dev-{slug.strip('-')}.secret")
+            # Workspace keys may hold "-", so two key paths can make one file name
+            # (workspace "eu-platforms-ios" and eu's iOS secret): never share it.
+            holder = self.dev_files.setdefault(dev, here)
+            if holder != here:
+                self.problem(
+                    key,
+                    f"its development secret file {Path(dev).name} is already {holder}'s: "
+                    "rename this workspace, or give one of them secret_env or secret_file",
+                )
+                return None
             return self.named(SecretSource("dev", dev, what, check.min_bytes), key)
         if not isinstance(raw, str) or not raw:
             self.problem(key, "must be a non-empty string")

@@ -165,7 +165,7 @@ class IntercomApiSettings:
     # Never a development secret: Intercom would not know it. Access tokens are ~60 characters.
     token: SecretSource = field(metadata=rule(keys=("secret_env", "secret_file"), min_bytes=20))
     # The region's REST host (intercom.REST_API_BASES), or the configured one.
-    rest_base: str = field(metadata=rule(check=schema.https_url))
+    rest_base: str = field(metadata=rule(check=schema.rest_base))
     # Seconds one request may take in all (connect, send, answer).
     timeout: float = field(default=10.0, metadata=rule(0.5, 60, "seconds"))
     connect_timeout: float = field(default=3.0, metadata=rule(0.1, 30, "seconds"))

@@ -76,6 +76,34 @@ def request_view(req: BaseRequest) -> RequestView:
     )
 
 
+class DuplicateMemberError(Exception):
+    """A JSON object in the body names one member twice."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The stdlib keeps the last of repeated members; a proxy, gateway or log
+    # reader may keep the first and see another platform or workspace than the
+    # one the token is signed for. A body means one thing, or is refused.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        names = [name for name, _ in pairs]
+        raise DuplicateMemberError(next(n for i, n in enumerate(names) if n in names[:i]))
+    return members
+
+
+# Built once (`json.loads(..., object_pairs_hook=...)` builds a decoder per call).
+_BODY_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+
+
+def parse_body(raw: bytes) -> Any:
+    """`json.loads(raw)`, UTF-8/16/32 detected as it does, with repeated members refused."""
+    return _BODY_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
 def token_request(req: BaseRequest) -> dict[str, Any]:
     """The validated body; an empty body asks for the default workspace, for the web."""
     environ = req.environ
@@ -103,7 +131,9 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
         raise UnsupportedMediaType("send the body as application/json, or send no body")
     try:
         # The stdlib parser, as Flask's `get_json` uses; its error text stays in the server.
-        data = json.loads(raw)
+        data = parse_body(raw)
+    except DuplicateMemberError as exc:
+        raise InvalidRequestError([AttributeProblem(exc.name, "appears more than once")]) from None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack allows
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -232,6 +262,11 @@ class TokenEndpoint:
         environ[ROUTE_KEY] = TOKEN_PATH
         method = environ.get("REQUEST_METHOD")
         try:
+            trusted = self.config.get("TRUSTED_HOSTS")
+            if trusted is not None:
+                # Before the method, as Flask checks it before routing: an untrusted
+                # Host gets its 400 for a preflight or a 405 too, never a CORS grant.
+                get_host(environ, trusted)
             if method == "POST":
                 body = self.token(environ)
                 # In the order a Flask `Response` would send them.
@@ -264,9 +299,8 @@ class TokenEndpoint:
         req = BaseRequest(environ)
         req.max_content_length = self.config["MAX_CONTENT_LENGTH"]  # -> 413
         trusted = self.config.get("TRUSTED_HOSTS")
-        if trusted is not None:
+        if trusted is not None:  # checked already (__call__); req.host checks it again
             req.trusted_hosts = trusted
-            get_host(environ, trusted)  # an untrusted Host -> 400, as Flask answers it
         return token_response_body(self.runtime, req)
 
     @staticmethod
