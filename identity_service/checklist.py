@@ -14,7 +14,7 @@ from identity_service.intercom import (
     PEOPLE_DATA_SETTINGS,
     TYPE_LABELS,
 )
-from identity_service.settings import WorkspaceSettings
+from identity_service.settings import MOBILE_PLATFORMS, WorkspaceSettings
 
 
 def admin_checklist(workspace: WorkspaceSettings) -> str:
@@ -40,10 +40,22 @@ def admin_checklist(workspace: WorkspaceSettings) -> str:
     else:
         lines.append("  [-] 1-2. No custom data attributes are signed: nothing to create or lock.")
     lines.append(
-        f'  [ ] 3. {MESSENGER_SECURITY_SETTINGS}: turn on "Enforce messenger '
-        'security", and put the Messenger API secret shown there in '
-        f"{workspace.secret.describe()} (identity_service signs every token with it)."
+        f"  [ ] 3. {MESSENGER_SECURITY_SETTINGS}: put the secret key enabled for each "
+        "platform where identity_service reads it (it signs that platform's tokens with it):"
     )
+    width = max(len(p) for p in workspace.secrets)
+    lines += [
+        f"           {platform + ':':<{width + 1}}  {workspace.describe_secret(platform)}"
+        for platform in workspace.secrets
+    ]
+    mobile = [p for p in workspace.secrets if p in MOBILE_PLATFORMS]
+    rollout = (
+        f" For {' and '.join(mobile)}: only once app versions that send the JWT are out; "
+        "enforcing breaks older app versions (docs/mobile.md, safe rollout)."
+        if mobile
+        else ""
+    )
+    lines.append(f'  [ ] 4. Then turn on "Enforce messenger security".{rollout}')
     if standard:
         lines.append(
             f"  Standard attributes signed in the token (no CDA needed; Intercom cannot lock "

@@ -42,11 +42,17 @@ from identity_service.secrets import SecretSource
 from identity_service.secrets import resolve as resolve_secrets
 from identity_service.settings import (
     DEMO_IDP_ISSUER,
+    MOBILE_PLATFORMS,
+    PLATFORMS,
+    SECRET_KEYS,
     WORKSPACE_KEY_PATTERN,
     AttributeSpec,
     AuthSettings,
     BearerAuthSettings,
     IntercomApiSettings,
+    Platform,
+    PlatformSettings,
+    PlatformsSettings,
     ProfileSettings,
     RateLimitSettings,
     ServiceSettings,
@@ -203,6 +209,8 @@ class _Loader:
         # Workspaces with a session [[auth]] table, even a broken one, so the
         # cross-checks report every problem in one pass.
         self.session_workspaces: list[str] = []
+        # Generated development secret files, by the key path each one is for.
+        self.dev_files: dict[str, str] = {}
 
     def result(self, problems: list[ConfigProblem]) -> Settings:
         if problems or self.settings is None:
@@ -319,15 +327,24 @@ class _Loader:
         return path if path.is_absolute() else self.base / path
 
     def secret(
-        self, table: Mapping[str, Any], owner: type, name: str, what: str
+        self,
+        table: Mapping[str, Any],
+        owner: type,
+        name: str,
+        what: str,
+        *,
+        optional: bool | None = None,
     ) -> SecretSource | None:
         """Where the secret of field `name` comes from: exactly one of its keys, never its value.
 
         Its keys (`secret_env`, `secret_file`, `secret_dev`) and fewest bytes are the
-        field's rule; a field with a default (None) may also be left out.
+        field's rule; a field with a default (None) may also be left out, unless
+        `optional` says otherwise (a web secret is required without platforms).
         """
         spec = _field(owner, name)
-        check, optional = field_rule(spec), default(spec) is not MISSING
+        check = field_rule(spec)
+        if optional is None:
+            optional = default(spec) is not MISSING
         options = check.keys or ()
         keys = [k for k in options if k in table]
         if not keys and optional:
@@ -347,8 +364,19 @@ class _Loader:
                 self.problem(key, f"can only be true; use {others} instead")
                 return None
             # The Messenger secret keeps the file name it always had: dev-workspaces-eu.secret.
-            slug = re.sub(r"[^A-Za-z0-9_]+", "-", self.here(None if name == "secret" else name))
+            here = self.here(None if name == "secret" else name)
+            slug = re.sub(r"[^A-Za-z0-9_]+", "-", here)
             dev = str(self.instance / f"dev-{slug.strip('-')}.secret")
+            # Workspace keys may hold "-", so two key paths can make one file name
+            # (workspace "eu-platforms-ios" and eu's iOS secret): never share it.
+            holder = self.dev_files.setdefault(dev, here)
+            if holder != here:
+                self.problem(
+                    key,
+                    f"its development secret file {Path(dev).name} is already {holder}'s: "
+                    "rename this workspace, or give one of them secret_env or secret_file",
+                )
+                return None
             return self.named(SecretSource("dev", dev, what, check.min_bytes), key)
         if not isinstance(raw, str) or not raw:
             self.problem(key, "must be a non-empty string")
@@ -438,12 +466,24 @@ class _Loader:
                 "profile",
                 "user_id_pattern",
                 "intercom_api",
+                "platforms",
             },
         )
         api_base, region = self.api_base(table)
+        raw_platforms = self.table(table, "platforms")
+        # The workspace's own secret_* keys are the web secret, as before platforms
+        # existed; a workspace that lists platforms may leave web out (not served).
         secret = self.secret(
-            table, WorkspaceSettings, "secret", f"workspaces.{key} Messenger secret"
+            table,
+            WorkspaceSettings,
+            "secret",
+            f"workspaces.{key} Messenger secret",
+            optional=raw_platforms is not None,
         )
+        platforms = None
+        if raw_platforms is not None:
+            with self.at("platforms"):
+                platforms = self.platforms(raw_platforms, secret)
         attributes = self.attributes(table.get("attributes", []))
         raw_auth = table.get("auth", [])
         if isinstance(raw_auth, list) and any(
@@ -462,8 +502,12 @@ class _Loader:
         if intercom_table is not None:
             with self.at("intercom_api"):
                 intercom_api = self.intercom_api(intercom_table, region)
-        if secret is None:
-            return None
+        if platforms is not None and not any(isinstance(m, BearerAuthSettings) for m in auth):
+            self.warnings.append(
+                f"workspaces.{key}: serves {' and '.join(_served(platforms))} but has no bearer "
+                "[[auth]] method; mobile apps authenticate with the IdP's bearer token (the "
+                "session cookie is refused for them), so every such request is refused"
+            )
         return WorkspaceSettings(
             **found,
             key=key,
@@ -475,7 +519,64 @@ class _Loader:
             profile=profile,
             user_id_pattern=user_id_pattern,
             intercom_api=intercom_api,
+            platforms=platforms,
         )
+
+    def platforms(
+        self, table: Mapping[str, Any], web: SecretSource | None
+    ) -> PlatformsSettings | None:
+        """The mobile platforms' secrets, each its own or one another platform holds."""
+        if "web" in table:
+            self.problem(
+                "web",
+                "web's secret is the workspace's own secret_env / secret_file (as before "
+                "platforms existed); platforms holds only ios and android",
+            )
+        self.only_keys({k: v for k, v in table.items() if k != "web"}, PlatformsSettings)
+        found: dict[Platform, PlatformSettings] = {}
+        for platform in MOBILE_PLATFORMS:
+            item = self.table(table, platform)
+            if item is not None:
+                with self.at(platform):
+                    found[platform] = self.platform(item)
+        if not found:
+            if not table:
+                self.problem(None, "must hold a [...platforms.ios] and/or [...platforms.android]")
+            return None
+        holders: dict[str, bool] = {"web": web is not None}
+        holders.update({p: t.secret is not None for p, t in found.items()})
+        for platform, settings in found.items():
+            target = settings.same_secret_as
+            if target is not None and target != platform and not holders.get(target):
+                with self.at(platform):
+                    self.problem("same_secret_as", _share_problem(target, found))
+        return PlatformsSettings(**found)
+
+    def platform(self, item: Mapping[str, Any]) -> PlatformSettings:
+        """One platform: exactly one of its own secret_* keys, or same_secret_as."""
+        self.only_keys(item, PlatformSettings)
+        found = self.values(item, PlatformSettings, skip={"secret"})
+        share, mine = found["same_secret_as"], self.path[-1]
+        own_keys = [k for k in SECRET_KEYS if k in item]
+        if share is not None and own_keys:
+            self.problem(
+                "same_secret_as",
+                "set either same_secret_as or this platform's own secret_env / secret_file / "
+                "secret_dev, not both",
+            )
+            return PlatformSettings(same_secret_as=share)
+        if share == mine:
+            others = [p for p in PLATFORMS if p != mine]
+            self.problem(
+                "same_secret_as",
+                f"must name another platform whose secret this one shares: one of {others}",
+            )
+        if share is not None:
+            return PlatformSettings(same_secret_as=share)
+        secret = self.secret(
+            item, PlatformSettings, "secret", f"{self.here()} Messenger secret", optional=False
+        )
+        return PlatformSettings(secret=secret)
 
     def pattern(self, table: Mapping[str, Any], key: str) -> re.Pattern[str] | None:
         source = self.typed(key, table[key], str) if key in table else None
@@ -707,6 +808,28 @@ def _part(key: str | int) -> str:
     if isinstance(key, int):
         return f"[{key}]"
     return key if key.replace("_", "").replace("-", "").isalnum() else f'"{key}"'
+
+
+def _served(platforms: PlatformsSettings) -> list[str]:
+    return [p for p in MOBILE_PLATFORMS if getattr(platforms, p) is not None]
+
+
+def _share_problem(target: str, found: Mapping[Platform, PlatformSettings]) -> str:
+    named = next((t for p, t in found.items() if p == target), None)
+    if named is not None and named.same_secret_as is not None:
+        return (
+            f"{target!r} itself uses same_secret_as: name the platform that holds the "
+            f"secret ({named.same_secret_as!r})"
+        )
+    if target == "web":
+        return (
+            "'web' has no secret in this workspace (no secret_env / secret_file of its "
+            "own): configure it, or give this platform its own secret"
+        )
+    return (
+        f"{target!r} has no secret in this workspace: add "
+        f"[...platforms.{target}] with its secret, or give this platform its own"
+    )
 
 
 def _secret_options(keys: tuple[str, ...]) -> str:

@@ -35,6 +35,7 @@ AuthReason = Literal[
     "audience",
     "expired",
     "not_yet_valid",
+    "browser_credential",
 ]
 """Why a credential was refused (401)."""
 
@@ -150,6 +151,23 @@ class UnknownWorkspaceError(IdentityServiceError):
     status = 404
     title = "Unknown workspace"
     slug = "unknown-workspace"
+
+
+class PlatformNotServedError(IdentityServiceError):
+    """The request names a platform its workspace has no Messenger secret for (404)."""
+
+    status = 404
+    title = "Platform not served"
+    slug = "platform-not-served"
+
+    def __init__(self, detail: str, platform: str, served: Sequence[str]) -> None:
+        super().__init__(detail)
+        self.platform = platform
+        self.served = tuple(served)
+
+    @property
+    def members(self) -> Mapping[str, Any]:
+        return {"platforms": list(self.served)}  # what the workspace does serve
 
 
 class SecretUnavailableError(IdentityServiceError):

@@ -13,7 +13,7 @@ from identity_service.attributes import AttributePolicy
 from identity_service.auth import Identity
 from identity_service.errors import AttributeProblem, InvalidUserIdError
 from identity_service.profile import ProfileOutcome, SqlProfileSource, fetch_profile, gather_facts
-from identity_service.settings import Settings, WorkspaceSettings
+from identity_service.settings import DEFAULT_PLATFORM, Platform, Settings, WorkspaceSettings
 from identity_service.tokens import MintedToken, mint, normalize_user_id
 from identity_service.user_ids import user_id_problem
 
@@ -38,8 +38,17 @@ class TokenIssuer:
             for key, ws in settings.workspaces.items()
         }
 
-    def issue_detailed(self, identity: Identity, workspace: WorkspaceSettings, now: int) -> Issued:
-        """Gather the user's facts, keep the valid whitelisted ones, and sign them."""
+    def issue_detailed(
+        self,
+        identity: Identity,
+        workspace: WorkspaceSettings,
+        now: int,
+        platform: Platform = DEFAULT_PLATFORM,
+    ) -> Issued:
+        """Gather the user's facts, keep the valid whitelisted ones, and sign them with
+        `platform`'s secret."""
+        # Before any lookup: a platform without a secret gets no profile query.
+        workspace.secret_for(platform)
         # Before any lookup: an id that cannot be signed is never sent to the
         # database. The endpoint's authenticate() has refused these already (401);
         # this holds for every other caller (the server-rendered snippet).
@@ -58,6 +67,7 @@ class TokenIssuer:
             workspace,
             now,
             warnings=(*profile_warnings, *clean.warnings),
+            platform=platform,
         )
         return Issued(
             minted=minted,

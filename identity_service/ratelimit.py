@@ -27,7 +27,7 @@ from limits.strategies import SlidingWindowCounterRateLimiter
 
 from identity_service.breaker import CircuitBreaker
 from identity_service.errors import RateLimitedError, RateLimitScope
-from identity_service.settings import RateLimitSettings
+from identity_service.settings import DEFAULT_PLATFORM, RateLimitSettings
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +181,19 @@ class RateLimiter:
         if self.settings.enabled and self.per_client is not None:
             self._hit(self.per_client, "client", address or "unknown")
 
-    def check_user(self, workspace: str, user_id: str) -> None:
-        """Count one token for `user_id`; raise RateLimitedError past the limit."""
+    def check_user(self, workspace: str, user_id: str, platform: str = DEFAULT_PLATFORM) -> None:
+        """Count one token for `user_id` on `platform`; raise RateLimitedError past the limit.
+
+        Each platform has its own count: a user's phone app refreshing its token
+        never uses up the budget of their browser tabs.
+        """
         if self.settings.enabled and self.per_user is not None:
-            self._hit(self.per_user, "user", f"{workspace}:{user_id}")
+            key = (
+                f"{workspace}:{user_id}"
+                if platform == DEFAULT_PLATFORM
+                else f"{workspace}:{platform}:{user_id}"
+            )
+            self._hit(self.per_user, "user", key)
 
     def _hit(self, item: RateLimitItem, scope: RateLimitScope, key: str) -> None:
         if self.memory is not None:

@@ -1,7 +1,8 @@
 """Everything a running app holds: settings, authenticators, issuer, metrics, clock.
 
-Built once by the app factory from frozen settings; the token endpoint holds
-it, Flask views reach it through `health.current_runtime()`. Keeping it in one
+Built once per app by `IdentityService.init_app` from frozen settings and kept
+in the app's `http.state.ServiceState`; the token endpoint holds it, Flask views
+reach it through `service_state(current_app)`. Keeping it in one
 object makes the wiring explicit and lets tests build an app on any settings
 and any clock.
 """
@@ -26,8 +27,6 @@ from identity_service.settings import (
     Settings,
     WorkspaceSettings,
 )
-
-EXTENSION = "identity_service"
 
 
 @dataclass(frozen=True)

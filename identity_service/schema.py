@@ -132,9 +132,25 @@ def app_id(value: str) -> str | None:
 def https_url(value: str) -> str | None:
     parts = urlsplit(value)
     local = parts.hostname in {"127.0.0.1", "localhost", "::1"}
-    if parts.scheme == "https" or (parts.scheme == "http" and local):
-        return None
-    return "must be an https:// URL (plain http is allowed only for 127.0.0.1 / localhost)"
+    if not (parts.scheme == "https" or (parts.scheme == "http" and local)):
+        return "must be an https:// URL (plain http is allowed only for 127.0.0.1 / localhost)"
+    if not parts.hostname:
+        return "has no host: write https://host[:port][/path]"
+    if "@" in parts.netloc:
+        # A credential in a URL is printed wherever the URL is named (errors, the
+        # check's report, a browser's page for api_base). Never quoted back here.
+        return "must hold no user info (user:password@); put credentials where secrets go"
+    return None
+
+
+def rest_base(value: str) -> str | None:
+    """Intercom's REST host: request paths are appended to it, so no query or fragment."""
+    if problem := https_url(value):
+        return problem
+    parts = urlsplit(value)
+    if parts.query or parts.fragment or value.endswith(("?", "#")):
+        return "must have no query or fragment: request paths are appended to it"
+    return None
 
 
 def rate_limit(value: str) -> str | None:

@@ -13,6 +13,7 @@ No Flask here, and no clock: the same settings always give the same report.
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 import json
 import os
@@ -26,15 +27,19 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 
 from identity_service.auth.algorithms import KEY_TYPES
+from identity_service.errors import SecretUnavailableError
 from identity_service.intercom import MESSENGER_SECURITY_SETTINGS
 from identity_service.secrets import SecretSource
 from identity_service.settings import (
+    MOBILE_PLATFORMS,
+    PLATFORMS,
     BearerAuthSettings,
     ProfileSettings,
     ServiceSettings,
     SessionAuthSettings,
     Settings,
     WorkspaceSettings,
+    platform_path,
 )
 
 Severity = Literal["high", "medium", "low", "info"]
@@ -209,7 +214,10 @@ def _has_session(settings: Settings) -> bool:
 
 def _workspace(ws: WorkspaceSettings) -> Iterator[Finding]:
     base = f"workspaces.{ws.key}"
-    yield from _secret(ws.secret, f"{base}.secret", "the Messenger secret")
+    for platform, source in ws.own_secrets.items():
+        what = "the Messenger secret" if platform == "web" else f"the {platform} Messenger secret"
+        yield from _secret(source, f"{platform_path(ws.key, platform)}.secret", what)
+    yield from _platforms(ws)
     lifetime = ws.token_lifetime
     if lifetime > LIFETIME_LOW:
         yield Finding(
@@ -247,6 +255,64 @@ def _workspace(ws: WorkspaceSettings) -> Iterator[Finding]:
             yield from _session(method, path)
     if ws.profile is not None:
         yield from _profile(ws.profile, f"{base}.profile")
+
+
+def _platforms(ws: WorkspaceSettings) -> Iterator[Finding]:
+    """Which platforms a workspace serves, and with which secrets."""
+    served = ws.secrets
+    mobile = [p for p in served if p in MOBILE_PLATFORMS]
+    if not mobile:
+        return  # a browser-only workspace, as every workspace was before platforms
+    for platform in PLATFORMS:
+        if platform not in served:
+            yield Finding(
+                "platform-not-served",
+                "info",
+                platform_path(ws.key, platform),
+                f"{platform} is not served (no secret of its own, no same_secret_as): its "
+                "token requests get 404 platform-not-served; add it if the product has such "
+                "an app",
+            )
+    for platform in served:
+        owner = ws.shared_with(platform)
+        if owner is not None:
+            yield Finding(
+                "platform-secret-shared",
+                "info",
+                f"{platform_path(ws.key, platform)}.same_secret_as",
+                f"{platform} tokens are signed with the {owner} secret, as configured: right "
+                f"when that Intercom key is enabled for both; rotating it rotates both",
+            )
+    own = list(ws.own_secrets.items())
+    for index, (later, source) in enumerate(own):
+        for earlier, other in own[:index]:
+            if _same_value(source, other):
+                yield Finding(
+                    "platform-secret-equal",
+                    "medium",
+                    f"{platform_path(ws.key, later)}.secret_{source.kind}",
+                    f"holds the same value as the {earlier} secret, configured separately: if "
+                    "one Intercom key is enabled for both, say so with "
+                    f'same_secret_as = "{earlier}" (one place to rotate); otherwise one of them '
+                    "is the other platform's key",
+                )
+    yield Finding(
+        "mobile-enforce-rollout",
+        "info",
+        f"workspaces.{ws.key}",
+        f"serves {' and '.join(mobile)}: ship app versions that call setUserJwt before turning "
+        'on "Enforce messenger security"; Intercom warns that enforcing breaks app versions '
+        "that send no JWT",
+    )
+
+
+def _same_value(one: SecretSource, other: SecretSource) -> bool:
+    # Compared, never shown. Values were read when the configuration was loaded.
+    try:
+        first, second = one.current(), other.current()
+    except SecretUnavailableError:
+        return False
+    return first is not None and second is not None and hmac.compare_digest(first, second)
 
 
 def _bearer(method: BearerAuthSettings, path: str) -> Iterator[Finding]:

@@ -13,12 +13,13 @@ import dataclasses
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from re import Pattern
 from typing import Literal
 
 from identity_service import schema
-from identity_service.errors import UnknownWorkspaceError
+from identity_service.errors import PlatformNotServedError, UnknownWorkspaceError
 from identity_service.intercom import ALWAYS_PROTECTED, STANDARD_ATTRIBUTES, AttributeType
 from identity_service.schema import NOT_A_KEY, rule
 from identity_service.secrets import SecretSource
@@ -27,6 +28,14 @@ OnInvalid = Literal["drop", "reject"]
 OnUnavailable = Literal["fail", "omit"]
 OnStorageError = Literal["open", "closed"]
 SessionDigest = Literal["sha1", "sha256", "sha384", "sha512"]
+# Where a Messenger token is used: the web Messenger, or Intercom's iOS and Android SDKs
+# (React Native and Flutter apps run on those two). Intercom's Messenger Security page
+# shows secret keys enabled per platform ("an iOS enabled secret key"), so each platform
+# signs with its own secret; `web` is the workspace's own secret_* keys (as before).
+Platform = Literal["web", "ios", "android"]
+PLATFORMS: tuple[Platform, ...] = ("web", "ios", "android")
+DEFAULT_PLATFORM: Platform = "web"
+MOBILE_PLATFORMS: tuple[Platform, ...] = ("ios", "android")
 # Where a secret comes from: exactly one of these keys (never the secret itself).
 SECRET_KEYS = ("secret_env", "secret_file", "secret_dev")
 MIN_LIFETIME, MAX_LIFETIME = 60, 24 * 3600
@@ -156,7 +165,7 @@ class IntercomApiSettings:
     # Never a development secret: Intercom would not know it. Access tokens are ~60 characters.
     token: SecretSource = field(metadata=rule(keys=("secret_env", "secret_file"), min_bytes=20))
     # The region's REST host (intercom.REST_API_BASES), or the configured one.
-    rest_base: str = field(metadata=rule(check=schema.https_url))
+    rest_base: str = field(metadata=rule(check=schema.rest_base))
     # Seconds one request may take in all (connect, send, answer).
     timeout: float = field(default=10.0, metadata=rule(0.5, 60, "seconds"))
     connect_timeout: float = field(default=3.0, metadata=rule(0.1, 30, "seconds"))
@@ -166,6 +175,31 @@ class IntercomApiSettings:
     max_retry_wait: float = field(default=30.0, metadata=rule(0, 300, "seconds"))
 
 
+MESSENGER_SECRET_BYTES = 32  # the fewest bytes of any Messenger secret, whatever the platform
+
+
+@dataclass(frozen=True)
+class PlatformSettings:
+    """One mobile platform's Messenger secret (`[workspaces.<key>.platforms.ios]`).
+
+    Its own secret, or another platform's, named (`same_secret_as`): one secret
+    serving several platforms is always written down, never implied.
+    """
+
+    secret: SecretSource | None = field(
+        default=None, metadata=rule(keys=SECRET_KEYS, min_bytes=MESSENGER_SECRET_BYTES)
+    )
+    same_secret_as: Platform | None = None
+
+
+@dataclass(frozen=True)
+class PlatformsSettings:
+    """The mobile platforms a workspace serves (`[workspaces.<key>.platforms]`); web is not here."""
+
+    ios: PlatformSettings | None = None
+    android: PlatformSettings | None = None
+
+
 @dataclass(frozen=True)
 class WorkspaceSettings:
     """One Intercom app (workspace) we mint Messenger tokens for."""
@@ -173,7 +207,11 @@ class WorkspaceSettings:
     key: str = field(metadata=NOT_A_KEY)  # the table's name: [workspaces.<key>]
     app_id: str = field(metadata=rule(check=schema.app_id))
     api_base: str = field(metadata=rule(check=schema.https_url))  # else the region's
-    secret: SecretSource = field(metadata=rule(keys=SECRET_KEYS, min_bytes=32))
+    # The web Messenger secret. Required unless `platforms` is set: a workspace for
+    # mobile apps only leaves it out, and then serves no browser.
+    secret: SecretSource | None = field(
+        default=None, metadata=rule(keys=SECRET_KEYS, min_bytes=MESSENGER_SECRET_BYTES)
+    )
     region: str | None = None  # a key of intercom.REGIONS, None with an api_base
     token_lifetime: int = field(default=3600, metadata=rule(MIN_LIFETIME, MAX_LIFETIME, "seconds"))
     on_invalid: OnInvalid = "drop"
@@ -182,6 +220,59 @@ class WorkspaceSettings:
     profile: ProfileSettings | None = None
     user_id_pattern: Pattern[str] | None = None  # every user id must fully match it
     intercom_api: IntercomApiSettings | None = None
+    platforms: PlatformsSettings | None = None
+
+    @cached_property  # on the token path; the fields never change (frozen)
+    def secrets(self) -> dict[Platform, SecretSource]:
+        """Every platform this workspace serves, with the secret its tokens are signed with.
+
+        A platform with `same_secret_as` gets the very object of the platform it
+        names (the loader has checked that one holds a secret of its own).
+        """
+        tables = self.platforms or PlatformsSettings()
+        own: dict[Platform, SecretSource | None] = {
+            "web": self.secret,
+            "ios": tables.ios.secret if tables.ios else None,
+            "android": tables.android.secret if tables.android else None,
+        }
+        served: dict[Platform, SecretSource] = {}
+        for platform in PLATFORMS:
+            share = self.shared_with(platform)
+            source = own[share] if share is not None else own[platform]
+            if source is not None:
+                served[platform] = source
+        return served
+
+    def secret_for(self, platform: Platform) -> SecretSource:
+        """The secret tokens for `platform` are signed with; PlatformNotServedError if none."""
+        source = self.secrets.get(platform)
+        if source is None:
+            served = ", ".join(self.secrets) or "none"
+            raise PlatformNotServedError(
+                f"workspace {self.key!r} does not serve {platform}: it has no {platform} "
+                f"Messenger secret configured (it serves: {served})",
+                platform=platform,
+                served=tuple(self.secrets),
+            )
+        return source
+
+    def shared_with(self, platform: Platform) -> Platform | None:
+        """The platform `platform` names in same_secret_as (whose secret it signs with)."""
+        table = getattr(self.platforms, platform, None) if platform != "web" else None
+        return table.same_secret_as if isinstance(table, PlatformSettings) else None
+
+    @property
+    def own_secrets(self) -> dict[Platform, SecretSource]:
+        """The platforms whose secret is configured in their own table (no same_secret_as)."""
+        return {p: s for p, s in self.secrets.items() if self.shared_with(p) is None}
+
+    def describe_secret(self, platform: Platform) -> str:
+        """Where `platform`'s secret comes from, for people (never what it is)."""
+        source = self.secret_for(platform)
+        owner = self.shared_with(platform)
+        if owner is not None:
+            return f"{source.describe()}: {owner}'s secret (same_secret_as)"
+        return source.describe()
 
     @property
     def custom_attributes(self) -> tuple[AttributeSpec, ...]:
@@ -192,6 +283,13 @@ class WorkspaceSettings:
         """Keys the browser must never set in clear: identity plus every signed attribute."""
         names = [*ALWAYS_PROTECTED, *(a.name for a in self.attributes)]
         return tuple(dict.fromkeys(names))
+
+
+def platform_path(workspace: str, platform: Platform) -> str:
+    """The configuration table holding `platform`'s secret keys (secret_env, secret_file...)."""
+    if platform == "web":
+        return f"workspaces.{workspace}"
+    return f"workspaces.{workspace}.platforms.{platform}"
 
 
 @dataclass(frozen=True)

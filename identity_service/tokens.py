@@ -25,7 +25,7 @@ from identity_service.attributes import AttributeValue
 from identity_service.errors import InvalidUserIdError, SecretUnavailableError
 from identity_service.intercom import MAX_USER_ID_CHARS, TOKEN_ALGORITHM
 from identity_service.secrets import MIN_SECRET_BYTES
-from identity_service.settings import WorkspaceSettings
+from identity_service.settings import DEFAULT_PLATFORM, Platform, WorkspaceSettings
 from identity_service.user_ids import user_id_problem
 
 
@@ -49,6 +49,7 @@ class MintedToken:
     api_base: str
     attributes: tuple[str, ...]
     warnings: tuple[str, ...] = ()
+    platform: Platform = DEFAULT_PLATFORM  # whose secret signed it
 
 
 def normalize_user_id(user_id: object) -> str:
@@ -93,18 +94,21 @@ def mint(
     workspace: WorkspaceSettings,
     now: int,
     warnings: tuple[str, ...] = (),
+    platform: Platform = DEFAULT_PLATFORM,
 ) -> MintedToken:
     """Mint a Messenger token for `user_id` carrying already-clean `attributes`.
 
-    `now` is injected (Unix seconds) so that tests freeze time instead of sleeping.
+    Signed with `platform`'s secret (PlatformNotServedError when the workspace has
+    none). `now` is injected (Unix seconds) so that tests freeze time instead of sleeping.
     """
+    secret = workspace.secret_for(platform)
     uid = normalize_user_id(user_id)
     exp = now + workspace.token_lifetime
     jti = secrets.token_urlsafe(16)
     # Attributes first, identity claims last: a whitelisted name can never
     # override them (reserved names are refused at load, this is the backstop).
     payload: dict[str, Any] = {**attributes, "user_id": uid, "iat": now, "exp": exp, "jti": jti}
-    token = sign(payload, workspace.secret.get())
+    token = sign(payload, secret.get())
     return MintedToken(
         token=token,
         expires_at=exp,
@@ -115,4 +119,5 @@ def mint(
         api_base=workspace.api_base,
         attributes=tuple(attributes),
         warnings=warnings,
+        platform=platform,
     )

@@ -518,7 +518,7 @@ def test_metrics_count_mints_per_workspace(client: FlaskClient, service: Service
     for _ in range(2):
         client.post(TOKEN_URL, headers=bearer(service.idp_token()))
     text = client.get("/metrics").get_data(as_text=True)
-    assert 'identity_tokens_minted_total{workspace="main"} 2.0' in text
+    assert 'identity_tokens_minted_total{platform="web",workspace="main"} 2.0' in text
     assert (
         'identity_request_seconds_count{endpoint="/v1/messenger/token",method="POST",status="200"}'
         " 2.0" in text
@@ -534,6 +534,7 @@ def test_openapi_document_describes_the_real_endpoint(client: FlaskClient) -> No
     props = doc["components"]["schemas"]["TokenResponse"]["properties"]
     assert set(props) == {
         "token",
+        "platform",
         "expires_at",
         "app_id",
         "api_base",

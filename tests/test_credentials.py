@@ -18,6 +18,7 @@ from prometheus_client import REGISTRY
 
 from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
+from identity_service.http.state import service_state
 from tests.support.served import serving
 from tests.support.service import ORIGIN, ServiceFixture, make_service
 
@@ -207,13 +208,13 @@ def test_the_failure_metric_names_the_credential_that_was_sent(
     client = app.test_client(use_cookies=False)
     post(client, "cookies", "Bearer abc", service.session_cookie(USER))
     post(client, "main", "Basic dXNlcjpwYXNz", service.session_cookie(USER))
-    registry = app.extensions["identity_service"].metrics.registry
+    registry = service_state(app).runtime.metrics.registry
     assert registry is not REGISTRY
 
     def failures(workspace: str, method: str, reason: str) -> float | None:
         return registry.get_sample_value(
             "identity_auth_failures_total",
-            {"workspace": workspace, "method": method, "reason": reason},
+            {"workspace": workspace, "platform": "web", "method": method, "reason": reason},
         )
 
     assert failures("cookies", "bearer", "method_not_accepted") == 1

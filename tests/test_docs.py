@@ -889,3 +889,123 @@ def test_the_readme_quotes_the_timed_bench_ratio_only_as_a_spread_over_runs() ->
     for bullet in quoting:
         ratios = set(re.findall(r"\b\d\.\d\d\b", bullet))
         assert len(ratios) >= 3 and "runs" in bullet and "instructions.py" in bullet, bullet
+
+
+# -- (f) the mobile examples (docs/mobile.md) hold to the API -------------------------------
+
+MOBILE_DOC = DOCS / "mobile.md"
+# Each example's language, and the call that logs the user in to Intercom: setUserJwt
+# must come before it (Intercom: "called before any user login").
+MOBILE_LANGUAGES = {
+    "swift": "Intercom.loginUser(",
+    "kotlin": ".loginIdentifiedUser(",
+    "tsx": "Intercom.loginUserWithUserAttributes(",
+    "dart": ".loginIdentifiedUser(",
+}
+_QUOTED_WORD = re.compile(r"""["']([a-z][a-z0-9_]*)["']""")
+_QUOTED_SLUG = re.compile(r"""["']([a-z]+(?:-[a-z]+)+)["']""")
+_STATUS = re.compile(r"\b([45]\d\d)\b")
+_URL = re.compile(r"https://[\w.-]+(/[\w/.-]*)")
+# The workspace key the examples name, and words that are not the API's.
+MOBILE_OWN_WORDS = {"eu"}
+
+
+def fenced_blocks(markdown: str) -> list[tuple[str, str]]:
+    """(language, code) of every fenced block."""
+    return [
+        (m.group(1), m.group(2))
+        for m in re.finditer(r"^```(\w*)[^\n]*\n(.*?)^```[ \t]*$", markdown, re.M | re.S)
+    ]
+
+
+def mobile_example_problems(markdown: str) -> list[str]:
+    """What in the mobile examples the service does not have, or Intercom's order forbids."""
+    from identity_service.errors import REFUSAL_REASONS, IdentityServiceError
+    from identity_service.http.api import TOKEN_PATH
+    from identity_service.http.openapi import build_openapi
+    from identity_service.http.schemas import (
+        ProblemSchema,
+        TokenRequestSchema,
+        TokenResponseSchema,
+    )
+    from identity_service.settings import PLATFORMS
+
+    def every_subclass(cls: type[IdentityServiceError]) -> set[type[IdentityServiceError]]:
+        found: set[type[IdentityServiceError]] = set()
+        for sub in cls.__subclasses__():
+            found |= {sub, *every_subclass(sub)}
+        return found
+
+    words = (
+        set(TokenRequestSchema().fields)
+        | set(TokenResponseSchema().fields)
+        | set(ProblemSchema().fields)
+        | set(PLATFORMS)
+        | REFUSAL_REASONS
+        | MOBILE_OWN_WORDS
+    )
+    slugs = {c.slug for c in every_subclass(IdentityServiceError)}
+    statuses = set(build_openapi("docs")["paths"][TOKEN_PATH]["post"]["responses"])
+    problems: list[str] = []
+    blocks = [(lang, code) for lang, code in fenced_blocks(markdown) if lang in MOBILE_LANGUAGES]
+    for missing in sorted(set(MOBILE_LANGUAGES) - {lang for lang, _ in blocks}):
+        problems.append(f"no {missing} example")
+    for lang, whole in blocks:
+        where = f"{lang} example"
+        code = "\n".join(line for line in whole.splitlines() if not line.startswith("import "))
+        for word in sorted(set(_QUOTED_WORD.findall(code)) - words):
+            problems.append(f"{where}: {word!r} is no request, response or problem field of ours")
+        for slug in sorted(set(_QUOTED_SLUG.findall(code)) - slugs - {"retry-after"}):
+            problems.append(f"{where}: {slug!r} is not a problem type")
+        for status in sorted(set(_STATUS.findall(code)) - statuses):
+            problems.append(f"{where}: status {status} is not one the endpoint answers")
+        paths = _URL.findall(code)
+        if not paths or any(path != TOKEN_PATH for path in paths):
+            problems.append(f"{where}: must call {TOKEN_PATH} (found {paths})")
+        # Refreshed before exp on a timer, or (Flutter) by the SDK's provider.
+        refresh = "setUserJwtProvider(" if lang == "dart" else "expires_at"
+        for needed in ('"POST"', "Bearer ", "setUserJwt(", "logout()", refresh, "token"):
+            if needed not in code.replace("'POST'", '"POST"').replace("http.post(", '"POST"'):
+                problems.append(f"{where}: does not use {needed.strip()!r}")
+        if not any(p in _QUOTED_WORD.findall(code) for p in ("ios", "android")):
+            problems.append(f"{where}: names no mobile platform")
+        login = code.find(MOBILE_LANGUAGES[lang])
+        first_jwt = code.find("setUserJwt(")
+        if login == -1:
+            problems.append(f"{where}: never logs the user in ({MOBILE_LANGUAGES[lang]})")
+        elif first_jwt == -1 or first_jwt > login:
+            problems.append(f"{where}: setUserJwt must come before {MOBILE_LANGUAGES[lang]}")
+    return problems
+
+
+def test_the_mobile_examples_use_only_the_api_that_exists() -> None:
+    assert mobile_example_problems(MOBILE_DOC.read_text("utf-8")) == []
+
+
+def test_the_mobile_example_checker_fails_on_drift() -> None:
+    good = MOBILE_DOC.read_text("utf-8")
+    drifted = {
+        "a renamed field": good.replace('json["expires_at"]', 'json["expiresAt"]'),
+        "an unknown field": good.replace('json.getString("user_id")', 'json.getString("uid")'),
+        "another endpoint": good.replace(
+            "id.pete.example/v1/messenger/token'", "id.pete.example/v1/token'"
+        ),
+        "login before the token": good.replace(
+            'await Intercom.setUserJwt(body["token"] as string); // first: before the login call\n'
+            '  await Intercom.loginUserWithUserAttributes({ userId: body["user_id"] as string });',
+            'await Intercom.loginUserWithUserAttributes({ userId: body["user_id"] as string });\n'
+            '  await Intercom.setUserJwt(body["token"] as string);',
+        ),
+        "a made-up problem type": good.replace(
+            "fix the app; 429: wait retryAfter seconds.\nclass Messenger",
+            "fix the app; 'token-expired'\nclass Messenger",
+        ),
+        "a status the endpoint never answers": good.replace(
+            "status != 200", "status != 200 && status != 409"
+        ),
+        "no provider": good.replace("setUserJwtProvider(", "setJwtProvider("),
+        "no logout": good.replace("Intercom.client().logout()", "Intercom.client().reset()"),
+    }
+    for name, text in drifted.items():
+        assert text != good, name
+        assert mobile_example_problems(text), name

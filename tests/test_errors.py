@@ -34,6 +34,7 @@ from identity_service.errors import (
     InvalidRequestError,
     InvalidUserIdError,
     KeySourceUnavailableError,
+    PlatformNotServedError,
     ProfileUnavailableError,
     RateLimitedError,
     SecretUnavailableError,
@@ -71,6 +72,20 @@ ANSWERS: list[tuple[IdentityServiceError, int, str, dict[str, str], dict[str, An
         {"reason": "fetch_site"},
     ),
     (UnknownWorkspaceError("no workspace named 'x'"), 404, "unknown-workspace", {}, {}),
+    (
+        PlatformNotServedError("workspace 'x' does not serve ios", "ios", ("web",)),
+        404,
+        "platform-not-served",
+        {},
+        {"platforms": ["web"]},
+    ),
+    (
+        AuthenticationError("browser_credential", "the session cookie is a browser credential"),
+        401,
+        "unauthenticated",
+        {"WWW-Authenticate": 'Bearer realm="identity_service", error="invalid_token"'},
+        {"reason": "browser_credential"},
+    ),
     (
         InvalidRequestError([AttributeProblem("workspace", "Not a valid string.")]),
         422,

@@ -37,7 +37,9 @@ def test_metrics_are_the_sum_of_all_workers(tmp_path: Path) -> None:
         for _ in range(8):
             text = request(port, "GET", "/metrics")
             minted = re.search(
-                r'^identity_tokens_minted_total\{workspace="main"\} (\S+)$', text, re.M
+                r'^identity_tokens_minted_total\{platform="web",workspace="main"\} (\S+)$',
+                text,
+                re.M,
             )
             assert minted is not None, text
             assert float(minted.group(1)) == MINTS

@@ -18,6 +18,7 @@ from flask.testing import FlaskClient
 
 from identity_service import create_app
 from identity_service.errors import RateLimitedError
+from identity_service.http.state import service_state
 from identity_service.ratelimit import RateLimiter
 from identity_service.settings import OnStorageError, RateLimitSettings
 from tests.support.redis_server import own_redis
@@ -69,7 +70,7 @@ def test_per_user_limit_gives_429_with_retry_after(tmp_path: Path) -> None:
         assert 1 <= int(response.headers["Retry-After"]) <= 60
         assert post(client, svc, sub="someone-else") == 200  # other users are unaffected
     metrics = client.get("/metrics").get_data(as_text=True)
-    assert 'identity_rate_limited_total{scope="user"} 1.0' in metrics
+    assert 'identity_rate_limited_total{platform="web",scope="user"} 1.0' in metrics
 
 
 def test_per_client_limit_applies_before_authentication(tmp_path: Path) -> None:
@@ -110,7 +111,7 @@ def test_two_instances_share_one_limit_through_redis(tmp_path: Path) -> None:
     # Two independent apps, as two gunicorn workers or hosts would be.
     first, second = create_app(svc.settings), create_app(svc.settings)
     for app in (first, second):
-        app.extensions["identity_service"].limiter.namespace = namespace
+        service_state(app).runtime.limiter.namespace = namespace
     a, b = first.test_client(), second.test_client()
     user = f"shared-{namespace}"
     assert [post(a, svc, sub=user), post(b, svc, sub=user), post(a, svc, sub=user)] == [200] * 3
@@ -126,7 +127,7 @@ def test_redis_unreachable_fails_open_or_closed_never_500(
     app = create_app(svc.settings)
     client = app.test_client()
     assert post(client, svc) == expected
-    assert app.extensions["identity_service"].limiter.storage_errors >= 1
+    assert service_state(app).runtime.limiter.storage_errors >= 1
     metrics = client.get("/metrics").get_data(as_text=True)
     errors = re.search(r"^identity_rate_limit_storage_errors_total (\S+)$", metrics, re.M)
     assert errors is not None and float(errors.group(1)) >= 1

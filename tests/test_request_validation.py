@@ -27,6 +27,7 @@ from identity_service.http.schemas import (
     load_body,
     one_of,
 )
+from identity_service.settings import PLATFORMS
 from tests.support.service import make_service
 
 TOKEN_URL = "/v1/messenger/token"
@@ -68,6 +69,13 @@ BODIES: list[dict[str, Any]] = [
     {"workspace": "main", "user_id": "admin"},
     {"zz": 1, "workspace": [], "aa": 2},
     {"Workspace": "main"},
+    {"platform": "ios"},
+    {"platform": "android", "workspace": "main"},
+    {"platform": None},
+    {"platform": "tv"},
+    {"platform": "IOS"},
+    {"platform": 1},
+    {"platform": "tv", "workspace": 3, "x": 1},
 ]
 
 
@@ -82,7 +90,7 @@ JSON = st.recursive(
     max_leaves=5,
 )
 NAMES = st.sampled_from(sorted(TOKEN_REQUEST_FIELDS)) | st.text(max_size=10)
-VALUES = JSON | st.from_regex(rf"\A{WORKSPACE_KEY_PATTERN}\Z")
+VALUES = JSON | st.from_regex(rf"\A{WORKSPACE_KEY_PATTERN}\Z") | st.sampled_from(PLATFORMS)
 
 
 @settings(max_examples=300, deadline=None)

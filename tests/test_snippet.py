@@ -49,15 +49,8 @@ from identity_service.issuer import TokenIssuer
 from identity_service.secrets import SecretSource
 from identity_service.settings import IntercomApiSettings, WorkspaceSettings
 from identity_service.tokens import mint
-from tests.support.service import ServiceFixture, make_service
+from tests.support.service import STATIC_JS, ServiceFixture, make_service
 
-STATIC_JS = (
-    Path(__file__).resolve().parents[1]
-    / "identity_service"
-    / "frontend"
-    / "static"
-    / "messenger.js"
-)
 TOKEN_URL = "https://id.pete.example/v1/messenger/token"
 _INLINE = re.compile(
     r"<script(?: nonce=\"[^\"]*\")?>IdentityServiceMessenger\.startMessenger\((.*)\);</script>"

@@ -19,14 +19,12 @@ from identity_service.frontend.script import (
     messenger_module,
     sri_sha384,
 )
-from tests.support.service import MESSENGER_SECRET, SESSION_SECRET, ServiceFixture, make_service
-
-STATIC_JS = (
-    Path(__file__).resolve().parents[1]
-    / "identity_service"
-    / "frontend"
-    / "static"
-    / "messenger.js"
+from tests.support.service import (
+    MESSENGER_SECRET,
+    SESSION_SECRET,
+    STATIC_JS,
+    ServiceFixture,
+    make_service,
 )
 
 

@@ -22,6 +22,7 @@ from identity_service import create_app
 from identity_service.config import INSTANCE_ENV, load_settings
 from identity_service.http import problems
 from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH, TOKEN_PATH
+from identity_service.http.state import service_state
 from tests.support.flask_view import flask_view
 from tests.support.service import (
     MAX_BODY_BYTES,
@@ -297,6 +298,29 @@ def test_trusted_hosts_are_honoured(app: Flask, service: ServiceFixture) -> None
     assert trusted.status_code == 200
 
 
+@pytest.mark.parametrize("method", ["OPTIONS", "PUT", "GET", "HEAD"])
+def test_trusted_hosts_are_honoured_for_every_method(
+    app: Flask, service: ServiceFixture, method: str
+) -> None:
+    # Review: the Host was checked only for POST, so a preflight from a listed
+    # origin to an untrusted Host succeeded. Flask checks it before routing,
+    # whatever the method (as /healthz shows); a preflight that is not 2xx fails.
+    app.config["TRUSTED_HOSTS"] = ["id.pete.example"]
+    client = app.test_client()
+    preflight = {"Origin": ORIGIN, "Access-Control-Request-Method": "POST"}
+    untrusted = client.open(
+        TOKEN_PATH, method=method, headers={**preflight, "Host": "evil.example"}
+    )
+    flask_route = client.open("/healthz", method=method, headers={"Host": "evil.example"})
+    assert untrusted.status_code == flask_route.status_code == 400
+    assert untrusted.mimetype == "application/problem+json"
+    assert "X-Request-ID" in untrusted.headers
+    trusted = client.open(
+        TOKEN_PATH, method=method, headers={**preflight, "Host": "id.pete.example"}
+    )
+    assert trusted.status_code == (200 if method == "OPTIONS" else 405)
+
+
 def test_the_body_cap_is_read_from_the_app_config_on_each_request(
     app: Flask, service: ServiceFixture
 ) -> None:
@@ -313,7 +337,7 @@ def test_the_body_cap_is_read_from_the_app_config_on_each_request(
 def test_an_unexpected_error_in_the_token_endpoint_is_a_bare_500(
     app: Flask, service: ServiceFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    issuer = app.extensions["identity_service.issuer"]
+    issuer = service_state(app).issuer
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError(f"leaked {MESSENGER_SECRET}")

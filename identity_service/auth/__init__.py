@@ -13,6 +13,11 @@ alongside a cookie:
 - otherwise the first session method whose cookie is present decides;
 - otherwise the session cookie of another workspace's method is refused as
   not accepted here, and no credential at all as missing.
+
+The session cookie is a browser's credential: a token asked for a mobile
+platform (`ios`, `android`) must come with the IdP's bearer token, and a
+request that a cookie would decide is refused (`browser_credential`), even
+where the workspace accepts cookies for its web Messenger.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from identity_service.errors import AuthenticationError
+from identity_service.settings import DEFAULT_PLATFORM, Platform
 from identity_service.user_ids import user_id_problem
 
 Method = Literal["bearer", "session"]
+# Where a session cookie may decide a request: only a browser holds the product's cookie.
+COOKIE_PLATFORMS: frozenset[Platform] = frozenset({"web"})
 
 
 @dataclass(frozen=True)
@@ -99,8 +107,10 @@ def authenticate(
     now: float,
     session_cookies: Collection[str] = (),
     user_id_pattern: re.Pattern[str] | None = None,
+    platform: Platform = DEFAULT_PLATFORM,
 ) -> Identity:
-    """The identity behind `request`, from the one credential that decides it (see above).
+    """The identity behind `request`, from the one credential that decides it (see above),
+    for a token to be used on `platform`.
 
     Whatever the method, the user id must be one (`user_ids.user_id_problem`,
     and the workspace's `user_id_pattern`): a credential naming anything else
@@ -108,8 +118,27 @@ def authenticate(
     a profile query could misread it as a database outage.
     """
     kind, authenticator = presented(request, authenticators, session_cookies)
+    accepted: set[str] = {a.method for a in authenticators}
+    if platform not in COOKIE_PLATFORMS:
+        if kind == "session":
+            raise AuthenticationError(
+                "browser_credential",
+                f"the session cookie is a browser credential and is refused for {platform} "
+                "tokens: send Authorization: Bearer <the user's access token from the identity "
+                "provider>",
+                methods=("bearer",),
+            )
+        if "bearer" not in accepted:
+            raise AuthenticationError(
+                "method_not_accepted",
+                f"{platform} tokens need the identity provider's bearer token, and this "
+                "workspace has no bearer method: its operator adds one ([[auth]] method = "
+                '"bearer")',
+                methods=(),
+            )
+        accepted = {"bearer"}
     if authenticator is None:
-        raise _unusable(kind, {a.method for a in authenticators})
+        raise _unusable(kind, accepted)
     identity = authenticator.authenticate(request, now)
     if problem := user_id_problem(identity.user_id, user_id_pattern):
         raise AuthenticationError("invalid_claim", problem, methods=(authenticator.method,))

@@ -20,7 +20,13 @@ from identity_service.cli.options import config_option
 from identity_service.config import CONFIG_ENV, load_settings
 from identity_service.intercom import TOKEN_ALGORITHM
 from identity_service.secrets import SecretSource
-from identity_service.settings import Settings, WorkspaceSettings
+from identity_service.settings import (
+    DEFAULT_PLATFORM,
+    PLATFORMS,
+    Platform,
+    Settings,
+    WorkspaceSettings,
+)
 from identity_service.tokens import mint
 
 
@@ -50,7 +56,10 @@ def describe_workspace(workspace: WorkspaceSettings, default: bool) -> list[str]
         f"workspace {workspace.key}{' (default)' if default else ''}",
         f"  app_id:          {workspace.app_id}",
         f"  region:          {where} -> {workspace.api_base}",
-        f"  secret:          {workspace.secret.describe()}{_not_yet(workspace.secret)}",
+        *(
+            f"  {platform + ' secret:':<17}{workspace.describe_secret(platform)}{_not_yet(source)}"
+            for platform, source in workspace.secrets.items()
+        ),
         f"  token lifetime:  {workspace.token_lifetime} s",
         f"  invalid values:  {workspace.on_invalid}",
         f"  authentication:  {', '.join(a.method for a in workspace.auth) or 'none'}",
@@ -130,8 +139,19 @@ def _parse_attr(raw: str) -> tuple[str, Any]:
 @click.option("--workspace", default=None, help="Workspace key (default: the default workspace).")
 @click.option("--user-id", required=True, help="The user's stable id.")
 @click.option("--attr", "attrs", multiple=True, help="NAME=VALUE (JSON values keep their type).")
+@click.option(
+    "--platform",
+    type=click.Choice(PLATFORMS),
+    default=DEFAULT_PLATFORM,
+    show_default=True,
+    help="Sign with this platform's secret (web, or the iOS / Android SDKs').",
+)
 def mint_command(
-    config_path: str | None, workspace: str | None, user_id: str, attrs: tuple[str, ...]
+    config_path: str | None,
+    workspace: str | None,
+    user_id: str,
+    attrs: tuple[str, ...],
+    platform: Platform,
 ) -> None:
     """Mint a token with the real secret and print it with its decoded claims (debugging aid)."""
     raw = dict(_parse_attr(a) for a in attrs)
@@ -139,9 +159,15 @@ def mint_command(
         settings = _load(config_path)
         chosen = settings.workspace(workspace)
         clean = AttributePolicy(chosen.attributes, chosen.on_invalid).clean(raw)
-        minted = mint(user_id, clean.values, chosen, int(time.time()), clean.warnings)
+        minted = mint(user_id, clean.values, chosen, int(time.time()), clean.warnings, platform)
+    secret = chosen.secret_for(platform)
     ignored = sorted(set(raw) - set(clean.values) - {p.name for p in clean.dropped})
-    claims = jwt.decode(minted.token, chosen.secret.get(), algorithms=[TOKEN_ALGORITHM])
+    claims = jwt.decode(minted.token, secret.get(), algorithms=[TOKEN_ALGORITHM])
+    # Which secret signed it: a token Intercom refuses is most often signed with another
+    # platform's key. Where it is, never what it is.
+    click.echo(
+        f"signed for {platform} with {secret.what} ({chosen.describe_secret(platform)})", err=True
+    )
     click.echo(minted.token)
     click.echo(json.dumps(claims, indent=2, ensure_ascii=False))
     for warning in minted.warnings:

@@ -96,7 +96,7 @@ def choose_widget(
             f"${present[0]} is set but ${missing} is not: set both to use your own Intercom "
             "workspace, or neither (or pass --stand-in-widget) for the local stand-in"
         )
-    if real_widget and settings.workspace(None).secret.kind == "dev":
+    if real_widget and settings.workspace(None).secret_for("web").kind == "dev":
         raise DemoError(
             f"--real-widget needs your workspace: export {APP_ID_ENV} and {SECRET_ENV} "
             f"(and {REGION_ENV} if not us), or pass --config with your app_id and "
@@ -145,7 +145,7 @@ def banner(
         f"  log in as {accounts}",
         f"  password: {database.DEMO_PASSWORD}",
         "",
-        f"  Messenger secret:  {describe_secret(workspace.secret)}",
+        f"  Messenger secret:  {describe_secret(workspace.secret_for('web'))}",
         f"  session key:       {describe_secret(auth.secret)}",
         f"  demo accounts:     {db_file} ({'created now' if created else 'kept'}; "
         "--reset recreates it)",
@@ -173,7 +173,7 @@ def banner(
         ]
     elif any(isinstance(m, BearerAuthSettings) for m in workspace.auth):
         lines.append("  bearer tokens:     from your configuration's identity provider")
-    if any(s.kind == "dev" for s in (workspace.secret, auth.secret)):
+    if any(s.kind == "dev" for s in (*workspace.secrets.values(), auth.secret)):
         lines += [
             "",
             "  THESE ARE DEMO SECRETS. They protect nothing: never deploy with them.",
@@ -262,8 +262,9 @@ def run_demo(
     # The demo is the service: its development Messenger secrets are made now (a
     # mint would), so the file the banner and the checklist name exists already.
     for workspace in settings.workspaces.values():
-        if workspace.secret.kind == "dev":
-            workspace.secret.load()
+        for secret in workspace.secrets.values():
+            if secret.kind == "dev":
+                secret.load()
     lines = banner(url, settings, db_file, created, real, host, with_idp)
     click.secho("\n".join(lines), err=True, fg="yellow", bold=True)
     if real:

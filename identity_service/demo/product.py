@@ -132,7 +132,7 @@ def create_product(settings: Settings, database_file: Path, *, widget_url: str) 
         widget_url=widget_url,
         real_widget=widget_url != STAND_IN_WIDGET_URL,
         secret_files={
-            "Messenger secret": describe_secret(workspace.secret),
+            "Messenger secret": describe_secret(workspace.secret_for("web")),
             "session key": describe_secret(auth.secret),
         },
         idp_key=idp.signing_key(settings.service.instance_path)

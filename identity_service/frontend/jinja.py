@@ -2,7 +2,7 @@
 
 It mints through the service's issuer and writes the embed; no Flask import,
 only the two things a Flask (or any Jinja-hosting) app has: `extensions`
-and `jinja_env`.
+and `jinja_env`. `IdentityService.init_app` registers it on every app it sets up.
 """
 
 from __future__ import annotations
@@ -17,12 +17,10 @@ from identity_service.auth import Identity
 from identity_service.frontend.embed import OnFailure, render_messenger_tag
 from identity_service.frontend.public_config import MessengerConfig
 from identity_service.http.paths import SCRIPT_PATH, TOKEN_PATH
+from identity_service.http.state import HasExtensions, service_state
 from identity_service.intercom import WIDGET_URL
 from identity_service.settings import Settings
 from identity_service.tokens import MintedToken
-
-SETTINGS_EXTENSION = "identity_service.settings"
-ISSUER_EXTENSION = "identity_service.issuer"
 
 
 class Issuer(Protocol):
@@ -33,9 +31,7 @@ class Issuer(Protocol):
         ...
 
 
-class _JinjaApp(Protocol):
-    extensions: dict[str, Any]
-
+class _JinjaApp(HasExtensions, Protocol):
     @property
     def jinja_env(self) -> Any: ...
 
@@ -53,8 +49,8 @@ def register_jinja(
     """Make `render_messenger_tag(user, nonce=..., workspace=..., settings=...)` a Jinja global.
 
     It mints a token for `user` (an `Identity` the host has already verified)
-    through `issuer`, or through `app.extensions["identity_service.issuer"]` at
-    render time when none is given, so registration order does not matter.
+    through `issuer`, or through the app's IdentityService state (`service_state`)
+    at render time when none is given, so registration order does not matter.
     """
 
     def render(
@@ -67,8 +63,8 @@ def register_jinja(
         if not isinstance(user, Identity):
             # A plain id or a dict would be signed as-is; only a verified identity may be.
             raise TypeError("render_messenger_tag needs an Identity from an authenticator")
-        active: Issuer = issuer or app.extensions[ISSUER_EXTENSION]
-        known: Settings = service_settings or app.extensions[SETTINGS_EXTENSION]
+        active: Issuer = issuer or service_state(app).issuer
+        known: Settings = service_settings or service_state(app).settings
         chosen = known.workspace(workspace)
         minted = active.issue(user, chosen.key, int(clock()))
         config = MessengerConfig.for_workspace(chosen, token_url, widget_url)

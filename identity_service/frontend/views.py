@@ -14,11 +14,10 @@ import hashlib
 from flask import Blueprint, Response, current_app, jsonify, request, url_for
 from werkzeug.wrappers import Response as WerkzeugResponse
 
-from identity_service.frontend.jinja import SETTINGS_EXTENSION
 from identity_service.frontend.public_config import MessengerConfig
 from identity_service.frontend.script import messenger_js, messenger_module, sri_sha384
 from identity_service.http.paths import CONFIG_PATH, MODULE_PATH, SCRIPT_PATH, TOKEN_PATH
-from identity_service.settings import Settings
+from identity_service.http.state import service_state
 
 bp = Blueprint("messenger_static", __name__)
 
@@ -61,7 +60,7 @@ def module() -> WerkzeugResponse:
 @bp.get(CONFIG_PATH)
 def config() -> Response:
     """Public, non-secret Messenger settings of one workspace (`?workspace=`, else the default)."""
-    settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
+    settings = service_state(current_app).settings
     workspace = settings.workspace(request.args.get("workspace") or None)  # unknown -> 404
     # Origin-relative paths, resolved against this service's origin (where config.json
     # was fetched from). Never absolute: those would come from the request's Host or

@@ -45,6 +45,7 @@ from identity_service.http.schemas import TOKEN_REQUEST_FIELDS, defaults, load_b
 from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability.audit import audit
 from identity_service.runtime import Runtime
+from identity_service.settings import Platform
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -72,8 +73,36 @@ def request_view(req: BaseRequest) -> RequestView:
     )
 
 
+class DuplicateMemberError(Exception):
+    """A JSON object in the body names one member twice."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # The stdlib keeps the last of repeated members; a proxy, gateway or log
+    # reader may keep the first and see another platform or workspace than the
+    # one the token is signed for. A body means one thing, or is refused.
+    members = dict(pairs)
+    if len(members) != len(pairs):
+        names = [name for name, _ in pairs]
+        raise DuplicateMemberError(next(n for i, n in enumerate(names) if n in names[:i]))
+    return members
+
+
+# Built once (`json.loads(..., object_pairs_hook=...)` builds a decoder per call).
+_BODY_DECODER = json.JSONDecoder(object_pairs_hook=_refuse_duplicates)
+
+
+def parse_body(raw: bytes) -> Any:
+    """`json.loads(raw)`, UTF-8/16/32 detected as it does, with repeated members refused."""
+    return _BODY_DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+
+
 def token_request(req: BaseRequest) -> dict[str, Any]:
-    """The validated body; an empty body asks for the default workspace."""
+    """The validated body; an empty body asks for the default workspace, for the web."""
     environ = req.environ
     length = get_content_length(environ)
     if length == 0 or (
@@ -108,7 +137,9 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
         raise UnsupportedMediaType("send the body as application/json, or send no body")
     try:
         # The stdlib parser, as Flask's `get_json` uses; its error text stays in the server.
-        data = json.loads(raw)
+        data = parse_body(raw)
+    except DuplicateMemberError as exc:
+        raise InvalidRequestError([AttributeProblem(exc.name, "appears more than once")]) from None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the stack allows
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
@@ -119,12 +150,17 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
     return loaded
 
 
-def limited(runtime: Runtime, check: Callable[[], None]) -> None:
-    """Run a rate-limit check, counting refusals by scope."""
+# The per-client limit counts every request from an address before its body (and so
+# its platform) is read: its refusals are counted under this platform label.
+ANY_PLATFORM = "any"
+
+
+def limited(runtime: Runtime, check: Callable[[], None], platform: str = ANY_PLATFORM) -> None:
+    """Run a rate-limit check, counting refusals by scope and platform."""
     try:
         check()
     except RateLimitedError as exc:
-        runtime.metrics.rate_limited.labels(exc.scope).inc()
+        runtime.metrics.rate_limited.labels(exc.scope, platform).inc()
         raise
 
 
@@ -138,21 +174,32 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     client = req.remote_addr  # ProxyFix has already applied X-Forwarded-For when configured
     # Per-address limit first: it is cheap and shields the verification work behind it.
     limited(runtime, lambda: runtime.limiter.check_client(client))
-    workspace = runtime.settings.workspace(token_request(req)["workspace"])
+    asked = token_request(req)
+    workspace = runtime.settings.workspace(asked["workspace"])
+    platform: Platform = asked["platform"]
     note(environ, workspace=workspace.key)
+    # Before any credential is verified: a platform without a secret is a 404, as an
+    # unknown workspace is.
+    workspace.secret_for(platform)
     view = request_view(req)
     now = runtime.clock()
     authenticators = runtime.authenticators[workspace.key]
     try:
         identity = authenticate(
-            view, authenticators, now, runtime.session_cookies, workspace.user_id_pattern
+            view,
+            authenticators,
+            now,
+            runtime.session_cookies,
+            workspace.user_id_pattern,
+            platform=platform,
         )
     except (AuthenticationError, ForbiddenOriginError) as exc:
         method = presented(view, authenticators, runtime.session_cookies)[0]
-        runtime.metrics.auth_failures.labels(workspace.key, method, exc.reason).inc()
+        runtime.metrics.auth_failures.labels(workspace.key, platform, method, exc.reason).inc()
         audit(
             "auth_failure",
             workspace=workspace.key,
+            platform=platform,
             method=method,
             reason=exc.reason,
             status=exc.status,
@@ -161,10 +208,14 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
         )
         raise
     note(environ, user_id=identity.user_id)
-    limited(runtime, lambda: runtime.limiter.check_user(workspace.key, identity.user_id))
-    issued = runtime.issuer.issue_detailed(identity, workspace, int(now))
+    limited(
+        runtime,
+        lambda: runtime.limiter.check_user(workspace.key, identity.user_id, platform),
+        platform,
+    )
+    issued = runtime.issuer.issue_detailed(identity, workspace, int(now), platform)
     minted = issued.minted
-    runtime.metrics.tokens_minted.labels(workspace.key).inc()
+    runtime.metrics.tokens_minted.labels(workspace.key, platform).inc()
     for problem in issued.dropped:
         runtime.metrics.attributes_dropped.labels(workspace.key, problem.name, problem.kind).inc()
     if issued.profile not in ("found", "none"):
@@ -172,6 +223,7 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     audit(
         "mint",
         workspace=workspace.key,
+        platform=platform,
         user_id=minted.user_id,
         method=identity.method,
         attributes=list(minted.attributes),
@@ -185,6 +237,7 @@ def token_response_body(runtime: Runtime, req: BaseRequest) -> bytes:
     # schemathesis test holds this body to it); built directly on the hot path.
     body = {
         "token": minted.token,
+        "platform": minted.platform,
         "expires_at": minted.expires_at,
         "app_id": minted.app_id,
         "api_base": minted.api_base,
@@ -211,6 +264,11 @@ class TokenEndpoint:
         environ[ROUTE_KEY] = TOKEN_PATH
         method = environ.get("REQUEST_METHOD")
         try:
+            trusted = self.config.get("TRUSTED_HOSTS")
+            if trusted is not None:
+                # Before the method, as Flask checks it before routing: an untrusted
+                # Host gets its 400 for a preflight or a 405 too, never a CORS grant.
+                get_host(environ, trusted)
             if method == "POST":
                 body = self.token(environ)
                 # In the order a Flask `Response` would send them.
@@ -243,9 +301,8 @@ class TokenEndpoint:
         req = BaseRequest(environ)
         req.max_content_length = self.config["MAX_CONTENT_LENGTH"]  # -> 413
         trusted = self.config.get("TRUSTED_HOSTS")
-        if trusted is not None:
+        if trusted is not None:  # checked already (__call__); req.host checks it again
             req.trusted_hosts = trusted
-            get_host(environ, trusted)  # an untrusted Host -> 400, as Flask answers it
         return token_response_body(self.runtime, req)
 
     @staticmethod

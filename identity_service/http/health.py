@@ -14,18 +14,16 @@ from identity_service.errors import SecretUnavailableError
 from identity_service.http.openapi import build_openapi
 from identity_service.http.problems import view_problem
 from identity_service.http.reloading import REFUSED_CONFIG
+from identity_service.http.state import service_state
 from identity_service.observability.metrics import exposition
-from identity_service.runtime import EXTENSION, Runtime
+from identity_service.runtime import Runtime
 
 bp = Blueprint("health", __name__)
-# Set on the app when its server starts to drain (SIGTERM): readiness is over.
-DRAINING = "identity_service.draining"
 
 
 def current_runtime() -> Runtime:
     """The running app's live objects (settings, authenticators, metrics...)."""
-    runtime: Runtime = current_app.extensions[EXTENSION]
-    return runtime
+    return service_state(current_app).runtime
 
 
 def start_draining(app: Flask) -> None:
@@ -35,7 +33,7 @@ def start_draining(app: Flask) -> None:
     requests finish; a load balancer polling it takes the instance out of
     rotation before its health checks could time out.
     """
-    app.extensions[DRAINING] = True
+    service_state(app).draining.set()
 
 
 def package_version() -> str:
@@ -59,7 +57,7 @@ REFUSED = "refused"
 @bp.get("/readyz")
 def readyz() -> Response:
     """Ready to mint: every secret readable, IdP keys cached or fetchable, profile DB reachable."""
-    if current_app.extensions.get(DRAINING):
+    if service_state(current_app).draining.is_set():
         # Before any dependency check: nothing they say changes the answer.
         return view_problem(
             503,
@@ -73,11 +71,14 @@ def readyz() -> Response:
     if REFUSED_CONFIG in current_app.config:  # under `identity-service serve`
         checks["config"] = REFUSED if current_app.config[REFUSED_CONFIG] else "ok"
     for key, workspace in runtime.settings.workspaces.items():
-        try:
-            workspace.secret.get()
-            checks[f"{key}.secret"] = REFUSED if workspace.secret.refused else "ok"
-        except SecretUnavailableError:
-            checks[f"{key}.secret"] = "unavailable"
+        for platform, secret in workspace.secrets.items():
+            # web keeps its old name (`<key>.secret`): dashboards and probes read it.
+            name = f"{key}.secret" if platform == "web" else f"{key}.{platform}.secret"
+            try:
+                secret.get()
+                checks[name] = REFUSED if secret.refused else "ok"
+            except SecretUnavailableError:
+                checks[name] = "unavailable"
         for index, authenticator in enumerate(runtime.authenticators[key]):
             name = f"{key}.auth[{index}]"
             if isinstance(authenticator, SessionAuthenticator):

@@ -44,6 +44,14 @@ def build_openapi(version: str) -> dict[str, Any]:
         operations={
             "post": {
                 "summary": "Mint a Messenger token for the logged-in user",
+                "description": (
+                    "For the web Messenger (platform web, the default) or Intercom's iOS and "
+                    "Android SDKs (platform ios / android, from native, React Native and "
+                    "Flutter apps). Each platform's token is signed with that platform's "
+                    "secret. Mobile platforms authenticate with the identity provider's bearer "
+                    "token only: the session cookie is a browser credential and is refused for "
+                    "them (401, reason browser_credential)."
+                ),
                 "security": [{"bearer": []}, {"session": []}],
                 "requestBody": {
                     "required": False,
@@ -55,12 +63,20 @@ def build_openapi(version: str) -> dict[str, Any]:
                         "content": {"application/json": {"schema": "TokenResponse"}},
                     },
                     "400": _problem("Malformed JSON."),
-                    "401": _problem("Missing or invalid credentials."),
+                    "401": _problem(
+                        "Missing or invalid credentials, or a session cookie for a mobile platform."
+                    ),
                     "403": _problem("Cookie request from an origin that is not allowed."),
-                    "404": _problem("Unknown workspace."),
+                    "404": _problem(
+                        "Unknown workspace, or a platform the workspace does not serve "
+                        "(platform-not-served)."
+                    ),
                     "413": _problem("Body too large."),
                     "415": _problem("Body is not application/json."),
-                    "422": _problem("Body or user attributes invalid."),
+                    "422": _problem(
+                        "Body or user attributes invalid (an unknown platform lists the valid "
+                        "ones)."
+                    ),
                     "429": _problem("Rate limited."),
                     "500": _problem("Unexpected failure."),
                     "503": _problem("Profile source or identity provider unavailable."),

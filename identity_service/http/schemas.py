@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
 from identity_service.errors import REFUSAL_REASONS
-from identity_service.settings import WORKSPACE_KEY_PATTERN
+from identity_service.settings import DEFAULT_PLATFORM, PLATFORMS, WORKSPACE_KEY_PATTERN
 
 
 class FullMatch(validate.Regexp):
@@ -55,9 +55,11 @@ def string_matching(pattern: str) -> Callable[[Any], str | None]:
     return check
 
 
-def one_of(choices: tuple[str, ...]) -> Callable[[Any], str | None]:
-    """A string among `choices` (marshmallow's String + OneOf)."""
-    message = "Must be one of: " + ", ".join(choices) + "."
+def one_of(
+    choices: tuple[str, ...], error: str = "Must be one of: {choices}."
+) -> Callable[[Any], str | None]:
+    """A string among `choices` (marshmallow's String + OneOf, with its `error`)."""
+    message = error.format(choices=", ".join(choices))
 
     def check(value: Any) -> str | None:
         if not isinstance(value, str):
@@ -72,10 +74,12 @@ NOT_A_STRING = "Not a valid string."
 NO_MATCH = "String does not match expected pattern."
 NOT_NULL = "Field may not be null."
 UNKNOWN = "Unknown field."
+PLATFORM_ERROR = "must be one of: {choices}"
 
 # The fields of POST /v1/messenger/token's body: one line each.
 TOKEN_REQUEST_FIELDS: Mapping[str, RequestField] = {
     "workspace": RequestField(string_matching(WORKSPACE_KEY_PATTERN)),
+    "platform": RequestField(one_of(PLATFORMS, PLATFORM_ERROR), DEFAULT_PLATFORM),
 }
 
 
@@ -128,12 +132,26 @@ class TokenRequestSchema(Schema):
         validate=FullMatch(f"^{WORKSPACE_KEY_PATTERN}$"),
         metadata={"description": "Workspace key from the configuration; default when absent."},
     )
+    platform = fields.String(
+        load_default=DEFAULT_PLATFORM,
+        validate=validate.OneOf(PLATFORMS, error=PLATFORM_ERROR),
+        metadata={
+            "description": "Where the token is used: the web Messenger, or Intercom's iOS or "
+            "Android SDK (React Native and Flutter apps run on these). Signed with that "
+            "platform's secret. Mobile platforms authenticate with a bearer token only."
+        },
+    )
 
 
 class TokenResponseSchema(Schema):
     """A minted Messenger token and what the Messenger needs to boot with it."""
 
     token = fields.String(required=True, metadata={"description": "The signed Messenger JWT."})
+    platform = fields.String(
+        required=True,
+        validate=validate.OneOf(PLATFORMS),
+        metadata={"description": "The platform whose secret signed the token."},
+    )
     expires_at = fields.Integer(required=True, metadata={"description": "Unix seconds."})
     app_id = fields.String(required=True)
     api_base = fields.String(required=True)
@@ -157,6 +175,12 @@ class ProblemSchema(Schema):
         metadata={"description": "Why a 401 or 403 refused the credential."},
     )
     errors = fields.List(fields.Dict())
+    platforms = fields.List(
+        fields.String(validate=validate.OneOf(PLATFORMS)),
+        metadata={
+            "description": "On platform-not-served (404): the platforms the workspace serves."
+        },
+    )
 
 
 class HealthSchema(Schema):

@@ -17,13 +17,13 @@ from gunicorn.workers.gthread import ThreadWorker
 from prometheus_client import Counter, multiprocess
 from werkzeug.http import HTTP_STATUS_CODES
 
-from identity_service.http.app import RESPONSE_HEADERS
 from identity_service.http.health import start_draining
 from identity_service.http.middleware import generate_request_id
 from identity_service.http.problems import INTERNAL_ERROR, PROBLEM_MIME, problem_body
 from identity_service.http.reloading import REFUSED_CONFIG, LastGoodConfig
 from identity_service.http.server_errors import refusal
 from identity_service.http.server_logging import SafeLogger
+from identity_service.http.state import service_state
 from identity_service.observability.logs import configure_logging
 from identity_service.observability.metrics import use_multiprocess_metrics
 from identity_service.settings import Settings
@@ -218,8 +218,7 @@ class GracefulThreadWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn ship
 
     def response_headers(self) -> Sequence[tuple[str, str]]:
         """The headers the app puts on every response (security headers, HSTS, CSP)."""
-        headers: Sequence[tuple[str, str]] = self.wsgi.extensions[RESPONSE_HEADERS]
-        return headers
+        return service_state(self.wsgi).response_headers
 
 
 def run_gunicorn(

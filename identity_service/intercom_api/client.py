@@ -26,6 +26,7 @@ never a request header.
 from __future__ import annotations
 
 import json
+import re
 import time
 import typing
 from collections.abc import Callable, Iterable, Mapping
@@ -45,6 +46,8 @@ from identity_service.intercom_api.models import DataAttribute, parse_list
 from identity_service.settings import IntercomApiSettings
 
 MAX_RESPONSE_BYTES = 4 * 1024 * 1024  # a workspace's attribute list is a few hundred KiB
+# What a token may hold: printable ASCII, no space (a bearer token is a header's token68).
+_TOKEN_CHARS = re.compile(rb"[\x21-\x7e]+")
 FIRST_BACKOFF = 0.5  # seconds before the first retry after a 5xx or a timeout
 USER_AGENT = "identity-service (intercom check/sync)"
 
@@ -150,9 +153,8 @@ class IntercomClient:
         self, method: str, path: str, body: Mapping[str, Any] | None
     ) -> tuple[int, Mapping[str, str], bytes]:
         settings = self.settings
-        token = self.settings.token.get().decode()
         headers = [
-            ("Authorization", f"Bearer {token}"),
+            ("Authorization", self._authorization()),
             ("Accept", "application/json"),
             ("Intercom-Version", REST_API_VERSION),
             ("User-Agent", USER_AGENT),
@@ -180,6 +182,19 @@ class IntercomClient:
                 chunks.append(chunk)
             answer = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in response.headers}
             return response.status, answer, b"".join(chunks)
+
+    def _authorization(self) -> str:
+        token = self.settings.token.get()
+        # Checked before any request: the HTTP library refuses such a header with an
+        # error that quotes its value escaped (which the scrubber cannot recognise),
+        # or, for non-ASCII, with a TypeError. A token is printable ASCII.
+        if not _TOKEN_CHARS.fullmatch(token):
+            raise IntercomApiError(
+                f"the access token from {self.settings.token.describe()} cannot be sent in a "
+                "header: it holds a space, a line break, a control or a non-ASCII character "
+                "(a newline kept from a file or a secret?). Write the token alone, on one line"
+            )
+        return f"Bearer {token.decode()}"
 
     # -- reading answers ------------------------------------------------------------
 
@@ -262,7 +277,8 @@ class IntercomClient:
         if code is None:
             return ""
         text = f"{code}: {message}" if message else code
-        return self._scrub(text[:200])
+        # Scrubbed whole, then cut: a cut first could split an echoed token and leave its start.
+        return self._scrub(text)[:200]
 
     def _scrub(self, text: str) -> str:
         # Intercom does not echo tokens; a proxy or a stand-in might. Never print one.

@@ -30,12 +30,12 @@ class Metrics:
         return cls(
             registry=registry,
             tokens_minted=Counter(
-                "identity_tokens_minted", "Messenger tokens minted", ["workspace"],
+                "identity_tokens_minted", "Messenger tokens minted", ["workspace", "platform"],
                 registry=registry,
             ),
             auth_failures=Counter(
                 "identity_auth_failures", "Refused authentications",
-                ["workspace", "method", "reason"],
+                ["workspace", "platform", "method", "reason"],
                 registry=registry,
             ),
             attributes_dropped=Counter(
@@ -56,7 +56,8 @@ class Metrics:
                 ["workspace"], registry=registry,
             ),
             rate_limited=Counter(
-                "identity_rate_limited", "Requests refused by the rate limiter", ["scope"],
+                "identity_rate_limited", "Requests refused by the rate limiter",
+                ["scope", "platform"],
                 registry=registry,
             ),
             rate_limit_storage_errors=Counter(

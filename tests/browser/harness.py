@@ -3,7 +3,9 @@
 - The identity service: the real app (`create_app(load_settings(toml))`), with
   session-cookie and bearer authentication, two workspaces (one with 60 s tokens).
 - A product site on another port: serves the host pages, the fake Intercom
-  widget, and server-rendered pages that use `register_jinja`.
+  widget, and server-rendered pages whose `render_messenger_tag` comes from the
+  `IdentityService` extension on the product's own Flask app (its own issuer,
+  built from the same configuration), as docs/embedding.md shows.
 
 Product and service are different origins, as in production, so CORS, the
 session authenticator's Origin check and SRI on a cross-origin script are all
@@ -30,10 +32,8 @@ from flask import Flask, Response, render_template_string
 from playwright.sync_api import ConsoleMessage, Dialog, Page
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from identity_service import create_app
-from identity_service.config import load_settings
+from identity_service import IdentityService, create_app, load_settings
 from identity_service.frontend.embed import loader_tag, messenger_options
-from identity_service.frontend.jinja import register_jinja
 from identity_service.frontend.public_config import MessengerConfig
 from identity_service.http.paths import SCRIPT_PATH, TOKEN_PATH
 from identity_service.settings import Settings
@@ -127,6 +127,7 @@ class ProductSite:
 
     pages: dict[str, tuple[str, dict[str, str]]] = field(default_factory=dict)
     rendered: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = field(default_factory=dict)
+    assets: dict[str, bytes] = field(default_factory=dict)  # scripts, such as npm bundles
     widget_requests: int = 0
     counter: itertools.count[int] = field(default_factory=itertools.count)
 
@@ -142,6 +143,10 @@ class ProductSite:
         def page(name: str) -> Response:
             html, headers = self.pages[name]
             return Response(html, mimetype="text/html", headers=headers)
+
+        @product.get("/asset/<name>")
+        def asset(name: str) -> Response:
+            return Response(self.assets[name], mimetype="text/javascript")
 
         @product.get("/rendered/<name>")
         def rendered(name: str) -> Response:
@@ -225,6 +230,11 @@ class Stack:
         self.site.pages[name] = (html, dict(headers or {}))
         return f"{self.product_url}/page/{name}"
 
+    def add_asset(self, name: str, data: bytes) -> str:
+        """Serve `data` as a script of the product site; returns its URL."""
+        self.site.assets[name] = data
+        return f"{self.product_url}/asset/{name}"
+
     def add_rendered(
         self, template: str, context: Mapping[str, Any], headers: Mapping[str, str] | None = None
     ) -> str:
@@ -284,10 +294,9 @@ def build_stack(root: Path) -> Stack:
     )
     identity_app = create_app(settings)
     identity = LiveServer(identity_app)
-    register_jinja(
+    IdentityService(
         product_app,
-        identity_app.extensions["identity_service.issuer"],
-        service_settings=settings,
+        settings,
         token_url=identity.url + TOKEN_PATH,
         script_url=identity.url + SCRIPT_PATH,
         widget_url=product.url + "/widget/{app_id}",

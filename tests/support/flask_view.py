@@ -22,7 +22,7 @@ from identity_service.http.api import NO_STORE, token_response_body
 from identity_service.http.headers import DEFAULT_CSP, ResponseHeaders, forced_headers
 from identity_service.http.middleware import RequestObserver
 from identity_service.http.paths import TOKEN_PATH
-from identity_service.runtime import EXTENSION, Runtime
+from identity_service.http.state import service_state
 from identity_service.settings import Settings
 
 if TYPE_CHECKING:
@@ -31,8 +31,8 @@ if TYPE_CHECKING:
 
 def flask_view(app: Flask) -> WSGIApplication:
     """The token route of `app` (its runtime, settings and config) served by a Flask view."""
-    runtime: Runtime = app.extensions[EXTENSION]
-    settings: Settings = app.extensions["identity_service.settings"]
+    runtime = service_state(app).runtime
+    settings = runtime.settings
     view = Flask("identity_service")
     view.config.update(app.config)
     view.extensions.update(app.extensions)

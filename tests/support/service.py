@@ -20,6 +20,10 @@ from tests.support.product import product_cookie
 ISSUER = "https://idp.pete.example/"
 AUDIENCE = "identity-service"
 ORIGIN = "https://app.pete.example"
+# The shipped front-end files, read from the source tree (what the package serves).
+STATIC_DIR = Path(__file__).resolve().parents[2] / "identity_service" / "frontend" / "static"
+STATIC_JS = STATIC_DIR / "messenger.js"
+
 MESSENGER_SECRET = "m" * 40 + "-messenger-secret-for-tests"
 SESSION_SECRET = "s" * 40 + "-product-session-key"
 MAX_BODY_BYTES = 1024  # the service's body cap in this configuration

@@ -18,6 +18,9 @@
  *     nonce: "...",                     // CSP nonce for the widget <script> (default:
  *                                       // this script's own nonce; set it when imported)
  *     token: {...},                     // a token rendered into the page (skips 1st fetch)
+ *     userKey: "u-42",                  // names the logged-in user: a tab opened later
+ *                                       // reuses another tab's fresh token for the same key
+ *     shareTabs: true,                  // false: this tab fetches and refreshes alone
  *     onError: fn(error), onStateChange: fn(state)
  *   });
  *   messenger.ready      // Promise: "identified" | "anonymous" | "failed" | "stopped"
@@ -679,6 +682,229 @@
   }
 
   // ---------------------------------------------------------------------------------
+  // Tabs: one token and one refresh for all of a user's tabs of this origin
+  // ---------------------------------------------------------------------------------
+  // Tabs that run the same token endpoint and workspace form a group: a BroadcastChannel
+  // carries tokens and logouts between them, a Web Lock lets one tab at a time fetch,
+  // and one lock per tab, held while it runs, tells how many peers may answer. The
+  // token lives only in the memory of live tabs and on this channel, which only pages
+  // of this origin (and storage partition) reach: nothing is written to storage, so a
+  // tab opened after the last one closed, or another origin, learns nothing. Without
+  // BroadcastChannel or Web Locks every tab fetches and refreshes on its own.
+
+  var ASK_TIMEOUT_MS = 1000; // a peer that does not answer by then is not waited for
+
+  function randomId() {
+    var bytes = new Uint8Array(16);
+    if (root.crypto && typeof root.crypto.getRandomValues === "function") {
+      root.crypto.getRandomValues(bytes);
+    } else {
+      for (var i = 0; i < bytes.length; i += 1) {
+        bytes[i] = Math.floor(Math.random() * 256);
+      }
+    }
+    return Array.prototype.map.call(bytes, function (b) {
+      return (b < 16 ? "0" : "") + b.toString(16);
+    }).join("");
+  }
+
+  function TabGroup(messenger, options) {
+    this.messenger = messenger;
+    this.name = "identity-service-messenger " + options.tokenUrl + " " + (options.workspace || "");
+    // Only a page that names its user may take a peer's token before it has one of its own:
+    // without it, a tab left open by the previous user of the browser could answer.
+    this.userKey = typeof options.userKey === "string" && options.userKey ? options.userKey : null;
+    this.id = randomId();
+    this.channel = null;
+    this.locks = null;
+    this.offer = null; // the latest token a peer announced
+    this.asks = Object.create(null);
+    this.releaseTab = null;
+    var locks = root.navigator && root.navigator.locks;
+    if (options.shareTabs === false || typeof root.BroadcastChannel !== "function") {
+      return;
+    }
+    try {
+      this.channel = new root.BroadcastChannel(this.name);
+    } catch (error) {
+      return;
+    }
+    var self = this;
+    this.channel.onmessage = function (event) {
+      self.receive(event.data);
+    };
+    if (locks && typeof locks.request === "function" && typeof locks.query === "function") {
+      this.locks = locks;
+      locks.request(this.name + " tab " + this.id, function () {
+        return new Promise(function (release) {
+          self.releaseTab = release;
+        });
+      }).catch(function () {
+        self.locks = null;
+      });
+    }
+  }
+
+  TabGroup.prototype.post = function (message) {
+    if (!this.channel) {
+      return;
+    }
+    message.from = this.id;
+    try {
+      this.channel.postMessage(message);
+    } catch (error) {
+      report("could not tell the other tabs", error);
+    }
+  };
+
+  // What other tabs need to reuse our token: the endpoint's answer and when it is due,
+  // in this browser's clock, which all its tabs share.
+  TabGroup.prototype.snapshot = function () {
+    var current = this.messenger.current;
+    return {
+      data: this.messenger.currentData,
+      userKey: this.userKey,
+      userId: current.userId,
+      expiresAt: current.expiresAt,
+      refreshAt: current.refreshAt,
+    };
+  };
+
+  TabGroup.prototype.announce = function () {
+    if (this.messenger.current && this.messenger.currentData) {
+      this.post({ type: "token", offer: this.snapshot() });
+    }
+  };
+
+  function fresh(offer) {
+    return isRecord(offer) && isRecord(offer.data) && typeof offer.refreshAt === "number" &&
+      typeof offer.expiresAt === "number" && Date.now() < offer.refreshAt;
+  }
+
+  // A peer's token we may use: for the same user (our page's userKey before we have a
+  // token; our token's user_id after), newer than ours, and not yet due.
+  TabGroup.prototype.usable = function (offer) {
+    if (!fresh(offer)) {
+      return false;
+    }
+    var current = this.messenger.current;
+    if (current) {
+      return offer.userId === current.userId && offer.expiresAt > current.expiresAt;
+    }
+    return this.userKey !== null && offer.userKey === this.userKey;
+  };
+
+  TabGroup.prototype.receive = function (message) {
+    var messenger = this.messenger;
+    if (!isRecord(message) || message.from === this.id || messenger.stopped) {
+      return;
+    }
+    if (message.type === "logout") {
+      messenger.remoteLogout();
+    } else if (message.type === "token") {
+      if (this.usable(message.offer)) {
+        this.offer = message.offer;
+        if (messenger.state === "identified") {
+          messenger.adopt(message.offer);
+        }
+      }
+    } else if (message.type === "ask") {
+      // Always answered, null included, so that the asker need not wait for a timeout.
+      var current = messenger.current;
+      var same = current && messenger.state === "identified" && Date.now() < current.refreshAt &&
+        (message.userId ? message.userId === current.userId : !!this.userKey && message.userKey === this.userKey);
+      this.post({ type: "offer", to: message.id, offer: same ? this.snapshot() : null });
+    } else if (message.type === "offer" && this.asks[message.to]) {
+      this.asks[message.to](message.offer);
+    }
+  };
+
+  // The peers' best usable token, or null: asks every live tab of the group and waits
+  // for all their answers (or ASK_TIMEOUT_MS).
+  TabGroup.prototype.ask = function () {
+    var self = this;
+    if (!this.locks || (!this.userKey && !this.messenger.current)) {
+      return Promise.resolve(null);
+    }
+    var prefix = this.name + " tab ";
+    var mine = prefix + this.id;
+    return this.locks.query().then(function (state) {
+      var peers = (state.held || []).filter(function (lock) {
+        return typeof lock.name === "string" && lock.name.indexOf(prefix) === 0 && lock.name !== mine;
+      }).length;
+      if (!peers) {
+        return null;
+      }
+      var id = randomId();
+      return new Promise(function (resolve) {
+        var best = null;
+        var answers = 0;
+        var timer = root.setTimeout(finish, ASK_TIMEOUT_MS);
+        function finish() {
+          root.clearTimeout(timer);
+          delete self.asks[id];
+          resolve(best);
+        }
+        self.asks[id] = function (offer) {
+          answers += 1;
+          if (self.usable(offer) && (!best || offer.expiresAt > best.expiresAt)) {
+            best = offer;
+          }
+          if (answers >= peers) {
+            finish();
+          }
+        };
+        var current = self.messenger.current;
+        self.post({ type: "ask", id: id, userKey: self.userKey, userId: current ? current.userId : null });
+      });
+    }, function () {
+      return null;
+    });
+  };
+
+  // Runs `task` while this tab alone of the group may fetch a token.
+  TabGroup.prototype.exclusive = function (task) {
+    if (!this.locks) {
+      return Promise.resolve().then(task);
+    }
+    return this.locks.request(this.name + " token", function () {
+      return task();
+    });
+  };
+
+  // A usable token the group already has: announced earlier, else asked for now.
+  TabGroup.prototype.find = function () {
+    if (this.usable(this.offer)) {
+      return Promise.resolve(this.offer);
+    }
+    return this.ask();
+  };
+
+  TabGroup.prototype.close = function (announceLogout) {
+    if (announceLogout) {
+      this.post({ type: "logout" });
+    }
+    if (this.channel) {
+      try {
+        this.channel.close();
+      } catch (error) {
+        // closing twice is harmless
+      }
+      this.channel = null;
+    }
+    if (this.releaseTab) {
+      this.releaseTab();
+      this.releaseTab = null;
+    }
+    this.locks = null;
+    var asks = this.asks;
+    this.asks = Object.create(null);
+    Object.keys(asks).forEach(function (id) {
+      asks[id](null);
+    });
+  };
+
+  // ---------------------------------------------------------------------------------
   // The messenger: acquire, boot, refresh, logout
   // ---------------------------------------------------------------------------------
 
@@ -697,6 +923,8 @@
     this.booted = false;
     this.stopped = false;
     this.ownShutdown = false; // true while we shut down to re-boot, not to stop
+    this.currentData = null; // the token endpoint's answer behind `current`, for other tabs
+    this.tabs = new TabGroup(this, options);
     var self = this;
     this.ready = new Promise(function (resolve) {
       self.resolveReady = resolve;
@@ -933,7 +1161,8 @@
     return this.fetching;
   };
 
-  Messenger.prototype.accept = function (data, fromPage) {
+  // `shared`: the due times another tab computed for this token (same browser clock).
+  Messenger.prototype.accept = function (data, fromPage, shared) {
     var claims = decodeClaims(data.token);
     var now = Date.now();
     // The lifetime comes from the token's own iat/exp (both server clock), so a
@@ -948,7 +1177,13 @@
     }
     var ratio = this.options.refreshRatio || 0.8;
     var refreshAt = Math.min(now + lifetime * ratio, expiresAt - 5000);
+    if (shared) {
+      // A peer's token may be well into its lifetime: its own due times hold.
+      expiresAt = shared.expiresAt;
+      refreshAt = shared.refreshAt;
+    }
     var previous = this.current;
+    this.currentData = data;
     this.current = {
       token: data.token,
       appId: data.app_id,
@@ -974,7 +1209,7 @@
     // At least a second: a token that arrives (nearly) expired must not spin.
     var wait = Math.max(1000, this.current.refreshAt - Date.now());
     this.timer = root.setTimeout(function () {
-      self.refresh();
+      self.refresh(true);
     }, wait);
   };
 
@@ -1098,8 +1333,8 @@
     });
   };
 
-  Messenger.prototype.identified = function (data, fromPage) {
-    this.accept(data, fromPage);
+  Messenger.prototype.identified = function (data, fromPage, shared) {
+    this.accept(data, fromPage, shared);
     hooks.jwt = this.current.token;
     var booted = false;
     try {
@@ -1168,21 +1403,68 @@
       return;
     }
     var attempts = (options.retry && options.retry.attempts) || 5;
-    this.fetchToken(attempts).then(
-      function (data) {
-        if (!self.stopped) {
-          self.identified(data, false);
-        }
-      },
-      function (error) {
-        if (!self.stopped) {
-          self.giveUp(error);
-        }
+    this.firstToken(attempts).then(null, function (error) {
+      if (!self.stopped) {
+        self.giveUp(error);
       }
-    );
+    });
   };
 
-  Messenger.prototype.refresh = function () {
+  // The first token: a fresh one another tab of this user holds, else our own request,
+  // announced to the other tabs before the next tab may look.
+  Messenger.prototype.firstToken = function (attempts) {
+    var self = this;
+    return this.tabs.exclusive(function () {
+      if (self.stopped) {
+        return null;
+      }
+      return self.tabs.find().then(function (offer) {
+        if (self.stopped) {
+          return null;
+        }
+        // One announced while the peers answered counts too.
+        offer = offer || (self.tabs.usable(self.tabs.offer) ? self.tabs.offer : null);
+        if (offer) {
+          self.identified(offer.data, false, offer);
+          return null;
+        }
+        return self.fetchToken(attempts).then(function (data) {
+          if (!self.stopped) {
+            self.identified(data, false);
+            if (self.state === "identified") {
+              self.tabs.announce();
+            }
+          }
+          return null;
+        });
+      });
+    });
+  };
+
+  // A fresher token of the same user, fetched by another tab: used as our own refresh.
+  Messenger.prototype.adopt = function (offer) {
+    try {
+      this.accept(offer.data, false, offer);
+      hooks.jwt = this.current.token;
+      callIntercom("update", { intercom_user_jwt: this.current.token });
+      setSettingsKey("intercom_user_jwt", this.current.token);
+    } finally {
+      this.schedule();
+    }
+  };
+
+  // Another tab logged out: this browser's session has ended here too.
+  Messenger.prototype.remoteLogout = function () {
+    if (this.stopped) {
+      return;
+    }
+    this.halt();
+    callIntercom("shutdown");
+  };
+
+  // `shared` (the timer, a tab waking up): a fresher token another tab of this user
+  // fetched is taken instead of a request. The page's own refresh() always fetches.
+  Messenger.prototype.refresh = function (shared) {
     var self = this;
     if (this.refreshing) {
       return this.refreshing;
@@ -1193,7 +1475,7 @@
     }
     // A refresh that fails unexpectedly must not leave `refreshing` set: every later
     // refresh would wait on it, and none would be scheduled again.
-    this.refreshing = this.refreshOnce().then(done, function (error) {
+    this.refreshing = this.refreshOnce(shared === true).then(done, function (error) {
       report("refresh failed", error);
       self.schedule();
       return done(self.state);
@@ -1201,7 +1483,7 @@
     return this.refreshing;
   };
 
-  Messenger.prototype.refreshOnce = function () {
+  Messenger.prototype.refreshOnce = function (shared) {
     var self = this;
     if (this.stopped) {
       return Promise.resolve(this.state);
@@ -1221,6 +1503,9 @@
             self.shutdownForReboot(); // a visitor becoming a user needs a fresh session
           }
           self.identified(data, false);
+          if (self.state === "identified") {
+            self.tabs.announce();
+          }
           return self.state;
         },
         function (error) {
@@ -1229,6 +1514,31 @@
         }
       );
     }
+    return this.tabs.exclusive(function () {
+      if (self.stopped || self.state !== "identified") {
+        return self.state;
+      }
+      if (shared && Date.now() < self.current.refreshAt) {
+        return self.state; // another tab refreshed while we waited for the lock
+      }
+      return (shared ? self.tabs.find() : Promise.resolve(null)).then(function (offer) {
+        if (self.stopped) {
+          return self.state;
+        }
+        if (offer) {
+          self.adopt(offer);
+          return self.state;
+        }
+        if (shared && Date.now() < self.current.refreshAt) {
+          return self.state; // adopted while the peers answered: theirs was the same token
+        }
+        return self.refreshFetch();
+      });
+    });
+  };
+
+  Messenger.prototype.refreshFetch = function () {
+    var self = this;
     return this.fetchToken(Infinity).then(
       function (data) {
         if (self.stopped) {
@@ -1249,6 +1559,7 @@
         } finally {
           self.schedule(); // whatever happened above, the next refresh is due
         }
+        self.tabs.announce();
         return self.state;
       },
       function (error) {
@@ -1278,14 +1589,16 @@
       return;
     }
     if (this.state === "identified" && this.current && Date.now() >= this.current.refreshAt) {
-      this.refresh();
+      this.refresh(true);
     } else if ((this.state === "failed" || this.state === "anonymous") && this.lastError && this.lastError.retryable) {
-      this.refresh();
+      this.refresh(true);
     }
   };
 
-  Messenger.prototype.halt = function () {
+  // `everywhere`: a logout in this tab, which ends the Messenger in the user's other tabs.
+  Messenger.prototype.halt = function (everywhere) {
     this.stopped = true;
+    this.tabs.close(everywhere === true);
     root.clearTimeout(this.timer);
     this.timer = null;
     hooks.jwt = null;
@@ -1300,6 +1613,7 @@
       delete settingsTarget.intercom_user_jwt;
     }
     this.current = null;
+    this.currentData = null;
     if (active === this) {
       active = null;
     }
@@ -1311,14 +1625,14 @@
     if (this.stopped) {
       return;
     }
-    this.halt();
+    this.halt(true);
     callIntercom("shutdown");
   };
 
   var OPTION_NAMES = [
     "tokenUrl", "workspace", "getAccessToken", "credentials", "appId", "apiBase", "protectedKeys",
     "settings", "widgetUrl", "onFailure", "retry", "refreshRatio", "nonce", "token", "onError",
-    "onStateChange",
+    "onStateChange", "userKey", "shareTabs",
   ];
 
   // Named members of a page object, each read once (a throwing getter reads as absent).
@@ -1391,7 +1705,7 @@
     // Anything (page code included) that shuts the Messenger down ends our session too.
     hooks.onShutdown = function () {
       if (active === messenger && !messenger.ownShutdown) {
-        messenger.halt();
+        messenger.halt(true);
       }
     };
     messenger.controller = {
