@@ -5,12 +5,17 @@ identity_service (RS256 bearer, 10 attributes from claims, audit log on, rate
 limiter on with limits too high to trip), the same with one attribute from a
 SQLite profile row and bench/naive_app.py (Flask + pyjwt,
 no validation). Drives each with wrk (Debian's `wrk`) and prints throughput,
-p50/p99 latency and the ratios the issue targets. Run: `.venv/bin/python bench/load.py`.
+p50/p99 latency and the ratios the issue targets. `--issue-fixture` serves
+issue 13's fixture instead (the IdP key from a JWKS on 127.0.0.1, 6
+attributes, body `{}`); `--baseline DIR` also serves another checkout's
+identity_service in the same rounds; `--connections 16 64` loads each count in
+turn. Run: `.venv/bin/python bench/load.py`.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -22,25 +27,33 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from serving import BIN, Server, children, cpu_ticks, idp_token, wait_port
+from serving import BIN, Server, children, cpu_ticks, idp_token, serving_jwks, wait_port
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUER, AUDIENCE = "https://idp.bench.example/", "identity-service"
 SECRET = "bench-messenger-secret-" + "x" * 40
 ATTRS = [f"attr_{i}" for i in range(10)]
-HEALTH, TOKEN, NAIVE = "service /healthz", "service /v1/messenger/token", "naive baseline token"
-PROFILE = "service token + SQLite profile"
+HEALTH, TOKEN, NAIVE = "service /healthz", "service token", "naive baseline token"
+PROFILE = "service token + SQLite"
 
 
-def config(tmp: Path, profile: bool = False) -> Path:
+# Issue 13's fixture: 6 attributes from claims, the IdP's key from a JWKS, a `{}` body.
+ISSUE_ATTRIBUTES = 6
+
+
+def config(
+    tmp: Path, profile: bool = False, attributes: int = len(ATTRS), jwks_url: str | None = None
+) -> Path:
     """The service's bench configuration in `tmp`; with `profile`, attr_0 comes from a
-    SQLite profile row (the same attributes, one more lookup per request)."""
-    attributes = "".join(
+    SQLite profile row (the same attributes, one more lookup per request). The first
+    `attributes` of ATTRS are signed; the IdP's key is idp.pem, or from `jwks_url`."""
+    signed = "".join(
         f'\n[[workspaces.bench.attributes]]\nname = "{a}"\n'
         f'type = "{"integer" if i % 2 else "string"}"\n'
         f'claim = "{a}"\n' + (f'profile = "{a}"\n' if profile and i == 0 else "")
-        for i, a in enumerate(ATTRS)
+        for i, a in enumerate(ATTRS[:attributes])
     )
+    key = f'jwks_url = "{jwks_url}"' if jwks_url else 'key_file = "idp.pem"'
     text = f"""
 [service.rate_limit]
 per_client = "100000000/minute"
@@ -50,13 +63,13 @@ per_user = "100000000/minute"
 app_id = "bench1"
 region = "us"
 secret_env = "BENCH_MESSENGER_SECRET"
-{attributes}
+{signed}
 [[workspaces.bench.auth]]
 method = "bearer"
 issuer = "{ISSUER}"
 audience = "{AUDIENCE}"
 algorithms = ["RS256"]
-key_file = "idp.pem"
+{key}
 """
     if profile:
         with sqlite3.connect(tmp / "profiles.db") as db:
@@ -79,13 +92,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The token requests' body: "" (none), or "{}" with --issue-fixture.
+BODY = {"value": ""}
+
+
 def wrk(url: str, token: str | None, seconds: int, connections: int, tmp: Path) -> dict[str, float]:
     script = tmp / "post.lua"
     script.write_text(
         'wrk.method = "POST"\n'
         f'wrk.headers["Authorization"] = "Bearer {token}"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
-        'wrk.body = ""\n'
+        f'wrk.body = "{BODY["value"]}"\n'
     )
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", url]
     if token:
@@ -143,7 +160,18 @@ def bench_token(folder: Path) -> tuple[str, bytes]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--connections", type=int, nargs="+", default=[16])
+    parser.add_argument(
+        "--issue-fixture",
+        action="store_true",
+        help="issue 13's fixture: the key from a JWKS on 127.0.0.1, 6 attributes, body {}",
+    )
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        default="",
+        help="another checkout's identity_service, served and loaded in the same rounds",
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=5)
@@ -152,7 +180,17 @@ def main() -> None:
         raise SystemExit("wrk is not installed: apt-get install wrk")
 
     tmp = Path(tempfile.mkdtemp(prefix="identity-bench-"))
-    token, _ = bench_token(tmp)
+    token, pem = bench_token(tmp)
+    with contextlib.ExitStack() as stack:
+        jwks_url = stack.enter_context(serving_jwks(pem)) if args.issue_fixture else None
+        BODY["value"] = "{}" if args.issue_fixture else ""
+        run(args, tmp, token, jwks_url)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path, token: str, jwks_url: str | None) -> None:
+    """Serve every target, load them in interleaved rounds, report."""
+    attributes = ISSUE_ATTRIBUTES if args.issue_fixture else len(ATTRS)
 
     env = {
         "BENCH_MESSENGER_SECRET": SECRET,
@@ -161,66 +199,57 @@ def main() -> None:
         "BENCH_AUDIENCE": AUDIENCE,
     }
     naive_port = free_port()
-    service = Server(config(tmp), tmp, args.workers, args.threads, env)
-    profiled_tmp = tmp / "profiled"
-    profiled_tmp.mkdir()
-    (profiled_tmp / "idp.pem").write_bytes((tmp / "idp.pem").read_bytes())
-    profiled_config = config(profiled_tmp, profile=True)
-    profiled = Server(profiled_config, profiled_tmp, args.workers, args.threads, env)
+    servers: dict[str, Server] = {}
+    sources = {"": {}, **({"baseline ": {"PYTHONPATH": args.baseline}} if args.baseline else {})}
+    for label, source_env in sources.items():
+        for profile in (False, True):
+            folder = tmp / f"{label.strip() or 'this'}-{'profiled' if profile else 'plain'}"
+            folder.mkdir(exist_ok=True)
+            (folder / "idp.pem").write_bytes((tmp / "idp.pem").read_bytes())
+            path = config(folder, profile, attributes=attributes, jwks_url=jwks_url)
+            servers[label + (PROFILE if profile else TOKEN)] = Server(
+                path, folder, args.workers, args.threads, {**env, **source_env}
+            )
     naive = subprocess.Popen(
         [str(BIN / "gunicorn"), "-k", "gthread", "--threads", str(args.threads),
          "--workers", str(args.workers), "-b", f"127.0.0.1:{naive_port}", "naive_app:app"],
         cwd=ROOT / "bench", env={**os.environ, **env}, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        service_port = service.wait_started()
-        profiled_port = profiled.wait_started()
+        ports = {name: server.wait_started() for name, server in servers.items()}
         wait_port(naive_port)
-        service_pid, naive_pid = service.process.pid, naive.pid
-        targets = {
-            HEALTH: (service_pid, f"http://127.0.0.1:{service_port}/healthz", None),
-            TOKEN: (
-                service_pid,
-                f"http://127.0.0.1:{service_port}/v1/messenger/token",
-                token,
-            ),
-            PROFILE: (
-                profiled.process.pid,
-                f"http://127.0.0.1:{profiled_port}/v1/messenger/token",
-                token,
-            ),
-            NAIVE: (
-                naive_pid,
-                f"http://127.0.0.1:{naive_port}/v1/messenger/token",
-                token,
-            ),
-        }
-        # Interleaved rounds, medians reported: on a shared 2-core machine one
-        # pass is too noisy to compare (and keep-alive connections can land
-        # unevenly on the two workers in any one pass).
-        rounds: list[dict[str, dict[str, float]]] = []
-        redone = 0
-        for _ in range(args.rounds):
-            this_round = {}
-            for name, (master, url, auth) in targets.items():
-                this_round[name], again = balanced_wrk(
-                    master, url, auth, args.seconds, args.connections, tmp
-                )
-                redone += again
-            rounds.append(this_round)
+        service = servers[TOKEN]
+        targets = {HEALTH: (service.process.pid, f"http://127.0.0.1:{ports[TOKEN]}/healthz", None)}
+        for name, server in servers.items():
+            url = f"http://127.0.0.1:{ports[name]}/v1/messenger/token"
+            targets[name] = (server.process.pid, url, token)
+        targets[NAIVE] = (naive.pid, f"http://127.0.0.1:{naive_port}/v1/messenger/token", token)
+        for connections in args.connections:
+            # Interleaved rounds, medians reported: on a shared 2-core machine one
+            # pass is too noisy to compare (and keep-alive connections can land
+            # unevenly on the two workers in any one pass).
+            rounds: list[dict[str, dict[str, float]]] = []
+            redone = 0
+            for _ in range(args.rounds):
+                this_round = {}
+                for name, (master, url, auth) in targets.items():
+                    this_round[name], again = balanced_wrk(
+                        master, url, auth, args.seconds, connections, tmp
+                    )
+                    redone += again
+                rounds.append(this_round)
+            report(rounds, args, connections, service.log().count('"event":"mint"'), redone)
     finally:
-        service.stop()
-        profiled.stop()
+        for server in servers.values():
+            server.stop()
         naive.send_signal(signal.SIGTERM)
         naive.wait(timeout=30)
-    audit_lines = service.log().count('"event":"mint"')
-    report(rounds, args, audit_lines, redone)
-    shutil.rmtree(tmp, ignore_errors=True)
 
 
 def report(
     rounds: list[dict[str, dict[str, float]]],
     args: argparse.Namespace,
+    connections: int,
     audit_lines: int,
     redone: int,
 ) -> None:
@@ -233,7 +262,7 @@ def report(
         for name in rounds[0]
     }
     print(f"medians of {args.rounds} interleaved rounds of {args.seconds} s, "
-          f"{args.connections} connections, "
+          f"{connections} connections, "
           f"{args.workers} workers x {args.threads} threads")  # fmt: skip
     print(f"{'endpoint':32} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'server CPU us/req':>18}")
     for name, r in runs.items():
@@ -258,6 +287,13 @@ def report(
     per_profile = ", ".join(f"{r[PROFILE]['rps'] / r[NAIVE]['rps']:.2f}" for r in rounds)
     print(f"token+SQLite / naive thrpt:  {prof['rps'] / naive['rps']:.2f}  (target >= 1.00)"
           f"  per round: {per_profile}")  # fmt: skip
+    if f"baseline {TOKEN}" in runs:
+        base, base_prof = runs[f"baseline {TOKEN}"], runs[f"baseline {PROFILE}"]
+        print(f"baseline token / naive thrpt: {base['rps'] / naive['rps']:.2f}, p99 "
+              f"{base['p99'] / naive['p99']:.2f}; baseline token+SQLite / naive thrpt: "
+              f"{base_prof['rps'] / naive['rps']:.2f}")  # fmt: skip
+        print(f"token / baseline token thrpt: {tok['rps'] / base['rps']:.2f}"
+              f"  per round: {per_round('rps', f'baseline {TOKEN}')}")  # fmt: skip
     print(f"audit events written:        {audit_lines}")
     print(f"runs redone (one worker had < {MIN_WORKER_SHARE:.0%} of the average CPU): {redone}")
 

@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
 
 BIN = Path(sys.executable).parent
+
+
+# The bench IdP's key id in its JWKS (and in its tokens' headers).
+KID = "bench-key"
 
 
 def idp_token(issuer: str, audience: str, claims: Mapping[str, Any]) -> tuple[str, bytes]:
@@ -28,7 +37,40 @@ def idp_token(issuer: str, audience: str, claims: Mapping[str, Any]) -> tuple[st
     )
     now = int(time.time())
     standard = {"iss": issuer, "aud": audience, "sub": "user-1", "iat": now, "exp": now + 3600}
-    return jwt.encode({**standard, **claims}, key, algorithm="RS256"), pem
+    token = jwt.encode({**standard, **claims}, key, algorithm="RS256", headers={"kid": KID})
+    return token, pem
+
+
+def jwks_document(pem: bytes) -> bytes:
+    """The JWKS that publishes the public key `pem` under KID."""
+    jwk = json.loads(RSAAlgorithm.to_jwk(serialization.load_pem_public_key(pem)))
+    return json.dumps({"keys": [{**jwk, "kid": KID, "use": "sig", "alg": "RS256"}]}).encode()
+
+
+@contextmanager
+def serving_jwks(pem: bytes) -> Iterator[str]:
+    """A JWKS endpoint for `pem` on 127.0.0.1 (a thread of this process), as its URL."""
+    document = jwks_document(pem)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(document)))
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def wait_port(port: int, timeout: float = 30) -> None:

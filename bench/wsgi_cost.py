@@ -4,7 +4,9 @@ Calls each app's WSGI callable directly with a prepared environ, as gunicorn
 would, and times many calls: the service's /healthz, its token endpoint (the
 load benchmark's configuration: RS256 bearer, 10 attributes, audit and access
 lines written to a real file, rate limiter on; with no body, with `{}`, and
-with one attribute from a SQLite profile row) and the naive baseline. The
+with one attribute from a SQLite profile row), the same on issue 13's fixture
+(the key from a JWKS on 127.0.0.1, 6 attributes, body `{}`; also with the
+SQLite profile) and the naive baseline. The
 figures are per-request microseconds of CPU time, best of `--repeat`
 interleaved rounds, all in one run so the ratios can be compared (still noisy on
 this shared machine: `instructions.py` counts instead). `--profile` prints
@@ -14,6 +16,7 @@ cProfile's top entries for the token endpoint instead. Run: `.venv/bin/python be
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import os
@@ -32,7 +35,8 @@ sys.path.insert(0, os.environ.get("BENCH_SOURCE") or str(Path(__file__).resolve(
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flask import Flask
-from load import AUDIENCE, ISSUER, SECRET, bench_token, config
+from load import AUDIENCE, ISSUE_ATTRIBUTES, ISSUER, SECRET, bench_token, config
+from serving import serving_jwks
 
 from identity_service import create_app
 from identity_service.config import load_settings
@@ -58,6 +62,7 @@ def environ(method: str, path: str, token: str | None, body: bytes = b"") -> dic
         "wsgi.multithread": True,
         "wsgi.multiprocess": True,
         "wsgi.run_once": False,
+        "wsgi.input_terminated": True,  # gunicorn's: its stream ends at the body's end
     }
     if token:
         env["HTTP_AUTHORIZATION"] = f"Bearer {token}"
@@ -119,7 +124,15 @@ def main() -> None:
     parser.add_argument(
         "--fixture", type=Path, help="a folder with `token` and `idp.pem` to reuse (else made)"
     )
+    parser.add_argument(
+        "--jwks-url", help="the IdP's JWKS for the issue-fixture endpoints (else served here)"
+    )
     args = parser.parse_args()
+    with contextlib.ExitStack() as stack:
+        run(args, stack)
+
+
+def run(args: argparse.Namespace, stack: contextlib.ExitStack) -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="identity-wsgi-cost-"))
     if args.fixture:
@@ -142,6 +155,15 @@ def main() -> None:
     profiled_tmp.mkdir()
     (profiled_tmp / "idp.pem").write_bytes(pem)
     profiled = create_app(load_settings(config(profiled_tmp, profile=True)))
+    # Issue 13's fixture. Its JWKS is served by instructions.py's process when it
+    # counts (a server thread here would add its own instructions to the count).
+    jwks_url = args.jwks_url or stack.enter_context(serving_jwks(pem))
+    issue_apps = {}
+    for name, profile in (("issue", False), ("issue-profiled", True)):
+        folder = tmp / name
+        folder.mkdir()
+        issue_config = config(folder, profile, attributes=ISSUE_ATTRIBUTES, jwks_url=jwks_url)
+        issue_apps[name] = create_app(load_settings(issue_config))
     import naive_app
 
     bare = Flask("bare")
@@ -152,6 +174,12 @@ def main() -> None:
         "service token": call(service, environ("POST", "/v1/messenger/token", token)),
         "service token {}": call(service, environ("POST", "/v1/messenger/token", token, b"{}")),
         "token + SQLite": call(profiled, environ("POST", "/v1/messenger/token", token)),
+        "issue token {}": call(
+            issue_apps["issue"], environ("POST", "/v1/messenger/token", token, b"{}")
+        ),
+        "issue {} + SQLite": call(
+            issue_apps["issue-profiled"], environ("POST", "/v1/messenger/token", token, b"{}")
+        ),
         "naive token": call(naive_app.app, environ("POST", "/v1/messenger/token", token)),
     }
     if args.only:

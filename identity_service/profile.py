@@ -1,8 +1,9 @@
 """Where attribute values come from: the verified identity's claims and a SQL profile row.
 
-`SqlProfileSource` runs the workspace's parameterised query through SQLAlchemy
-Core; `fetch_profile` applies the `on_unavailable` policy; `gather_facts` picks
-each whitelisted attribute's raw value. Nothing here validates values: that is
+`SqlProfileSource` runs the workspace's parameterised query on a pooled
+connection of a SQLAlchemy engine; `fetch_profile` applies the
+`on_unavailable` policy; `gather_facts` picks each whitelisted attribute's raw
+value. Nothing here validates values: that is
 `attributes.py`'s job, on everything gathered here.
 """
 
@@ -16,7 +17,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from sqlalchemy import create_engine, event, make_url, text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import DataError, DBAPIError, SQLAlchemyError
+from sqlalchemy.engine.interfaces import DBAPIModule
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError, StatementError
 
 from identity_service.breaker import CircuitBreaker
 from identity_service.deadlines import Watchdog
@@ -71,6 +73,13 @@ class ProfileLookup(NamedTuple):
 class SqlProfileSource:
     """Profile rows from a SQL database: one pooled engine, one bound-parameter query.
 
+    The query is compiled once, for the engine's dialect, and each lookup runs
+    it on a pooled DBAPI connection (`engine.raw_connection()`): SQLAlchemy's
+    per-statement work (a `Connection`, the compiled-statement cache, an
+    execution context, a `CursorResult`) was most of a lookup's instructions,
+    which is an SQLite query's own work many times over (`bench/instructions.py`).
+    The pool, its events and the dialect's disconnect detection stay SQLAlchemy's.
+
     Every lookup, and every readiness check, runs under one client-side
     deadline (`settings.deadline`, from the first pool checkout to the
     connection's return): a database that stops answering is cut off by the
@@ -89,11 +98,18 @@ class SqlProfileSource:
         # For the operators' log only: no password, and no query string either,
         # because libpq also takes `?password=...` there.
         self.description = url.set(password=None, query={}).render_as_string(hide_password=True)
-        # text() with :user_id bound by the driver: the user id is data, never SQL.
-        self._query = text(settings.query)
         self._backend = url.get_backend_name()
         self._engine = create_engine(url, **_engine_options(url, settings))
-        self._dbapi_error: type[Exception] = self._engine.dialect.loaded_dbapi.Error
+        dialect = self._engine.dialect
+        # text() with :user_id bound by the driver: the user id is data, never SQL.
+        # Compiled for the driver's parameter style (`?` or `%(user_id)s`), once.
+        compiled = text(settings.query).compile(dialect=dialect)
+        self._sql = str(compiled)
+        self._positions = compiled.positiontup  # the parameters' order, when positional
+        # Any other parameter has no value: every lookup fails, as SQLAlchemy's execute would.
+        self._unbound = sorted(set(compiled.params) - {"user_id"})
+        self._dbapi_error: type[DBAPIModule.Error] = dialect.loaded_dbapi.Error
+        self._data_error: type[Exception] = dialect.loaded_dbapi.DataError
         self._watchdog = Watchdog(settings.deadline, "profile-deadline", clock)
         self._breaker = CircuitBreaker(
             settings.breaker_cooldown,
@@ -180,7 +196,13 @@ class SqlProfileSource:
                 try:
                     return self._query_once(user_id)
                 # OSError: the watchdog could not duplicate the socket (no descriptors left).
-                except (_ConnectError, SQLAlchemyError, self._dbapi_error, OSError) as exc:
+                except (
+                    _ConnectError,
+                    _StaleError,
+                    SQLAlchemyError,
+                    self._dbapi_error,
+                    OSError,
+                ) as exc:
                     if deadline.expired:
                         log.warning(
                             "profile database %s: %s", self.description, self._deadline_text()
@@ -190,31 +212,57 @@ class SqlProfileSource:
                         ) from None
                     if isinstance(exc, _ConnectError):
                         raise _NoAnswerError(self._unavailable(exc)) from None
-                    stale = getattr(exc, "connection_invalidated", False)
-                    if attempt == 1 and stale:
-                        continue
+                    if isinstance(exc, _StaleError):
+                        if attempt == 1:
+                            continue
+                        raise self._unavailable(exc.error) from None
                     raise self._unavailable(exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _query_once(self, user_id: str) -> dict[str, Any] | None:
         try:
-            connection = self._engine.connect()
-        except SQLAlchemyError as exc:
+            connection = self._engine.raw_connection()
+        except (SQLAlchemyError, self._dbapi_error) as exc:
             raise _ConnectError(exc) from None
-        # The whole block is guarded: returning the connection to the pool can
-        # fail too (a connection dropped just after the answer), and that is the
-        # source's failure, never the caller's 500.
-        with connection:
+        # Returning the connection to the pool can fail too (a connection dropped
+        # just after the answer, where its reset ROLLBACK runs): the pool logs
+        # that and drops the connection, and the answer stands. Whatever else
+        # fails here is the source's failure (`_lookup`), never the caller's 500.
+        try:
+            cursor = connection.cursor()
             try:
-                row = connection.execute(self._query, {"user_id": user_id}).mappings().first()
-            except DataError as exc:
-                # A data exception (SQLSTATE class 22): the database could not take
-                # this value as the id column's type ("abc" for an integer, a
-                # character its encoding lacks). No row can hold such an id: it is
-                # the user's input, not an outage, so the answer is "no row".
-                log.info("profile query took the user id as no row: %s", _summary(exc))
-                return None
-        return None if row is None else dict(row)
+                cursor.execute(self._sql, self._parameters(user_id))
+                row = cursor.fetchone()
+                columns = [column[0] for column in cursor.description or ()]
+            finally:
+                cursor.close()
+        except self._data_error as exc:
+            # A data exception (SQLSTATE class 22): the database could not take
+            # this value as the id column's type ("abc" for an integer, a
+            # character its encoding lacks). No row can hold such an id: it is
+            # the user's input, not an outage, so the answer is "no row".
+            log.info("profile query took the user id as no row: %s", _summary(exc))
+            row = None
+        except self._dbapi_error as exc:
+            if self._engine.dialect.is_disconnect(exc, connection, None):
+                # The server dropped it (restart, idle timeout): so, most likely,
+                # every pooled connection. SQLAlchemy's own execute would
+                # invalidate the pool; here the connection and the idle pool go.
+                connection.invalidate(exc)
+                self._engine.dispose()
+                raise _StaleError(exc) from None
+            raise
+        finally:
+            connection.close()
+        return None if row is None else dict(zip(columns, row, strict=True))
+
+    def _parameters(self, user_id: str) -> dict[str, str] | list[str]:
+        if self._unbound:
+            detail = f"A value is required for bind parameter {self._unbound[0]!r}"
+            raise StatementError(detail, self._sql, None, None)
+        if self._positions is None:
+            return {"user_id": user_id}
+        return [user_id for _ in self._positions]  # every parameter is :user_id
 
     def _deadline_text(self) -> str:
         return f"no answer within {self.settings.deadline:g}s (client deadline)"
@@ -277,7 +325,15 @@ class _NoAnswerError(Exception):
 class _ConnectError(Exception):
     """No connection could be had (pool wait or connect): 'unreachable', never retried."""
 
-    def __init__(self, error: SQLAlchemyError) -> None:
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _StaleError(Exception):
+    """A pooled connection the server had dropped: tried once more on a new connection."""
+
+    def __init__(self, error: Exception) -> None:
         super().__init__(str(error))
         self.error = error
 

@@ -364,6 +364,30 @@ def test_postgres_dropped_connection_is_replaced(make_source: SourceFactory) -> 
     assert second["pid"] != first["pid"]
 
 
+@pytest.mark.postgres
+def test_a_restarted_server_costs_one_retry_whatever_the_pool_holds(
+    make_source: SourceFactory,
+) -> None:
+    # Every pooled connection dies at once (a server restart): the first one to
+    # fail must take the others with it, or the one retry meets another dead one.
+    require_postgres()
+    query = "SELECT pg_backend_pid() AS pid, CAST(:user_id AS text) AS user_id"
+    source = make_source(POSTGRES_URL, query, pool_size=3, on_unavailable="fail")
+    held = [source._engine.raw_connection() for _ in range(3)]
+    pids = []
+    for connection in held:
+        cursor = connection.cursor()
+        cursor.execute("SELECT pg_backend_pid()")
+        pids.append(cursor.fetchone()[0])
+        cursor.close()
+    for connection in held:
+        connection.close()  # back in the pool, idle
+    for pid in pids:
+        terminate_backend(pid)
+    row = source.fetch("u1")
+    assert row is not None and row["pid"] not in pids
+
+
 # --- gather_facts ---------------------------------------------------------------
 
 CLAIMS: dict[str, Any] = {
@@ -518,14 +542,16 @@ def test_a_connection_dropped_after_the_query_is_not_an_error(
     # the implicit ROLLBACK used to run, outside the error handling: a 500).
     source = make_source(POSTGRES_URL, _query(pg_table), pool_size=1, on_unavailable="fail")
 
-    def kill_after_the_answer(connection: Any, *_: Any) -> None:
-        terminate_backend(connection.connection.dbapi_connection.info.backend_pid)
+    # The pool's `reset` event: the connection is on its way back, after the
+    # answer, just before its reset ROLLBACK.
+    def kill_after_the_answer(dbapi_connection: Any, *_: Any) -> None:
+        terminate_backend(dbapi_connection.info.backend_pid)
 
-    event.listen(source._engine, "after_cursor_execute", kill_after_the_answer)
+    event.listen(source._engine, "reset", kill_after_the_answer)
     try:
         outcome = fetch_profile(source, "u1")
     finally:
-        event.remove(source._engine, "after_cursor_execute", kill_after_the_answer)
+        event.remove(source._engine, "reset", kill_after_the_answer)
     assert outcome == (ROWS[0], (), "found")
     assert source.fetch("u2") == ROWS[1]  # the dead connection is replaced
 

@@ -60,3 +60,39 @@ def test_a_chunked_body_over_the_cap_is_refused_not_cut(
     status, answer = post_chunked(server, service.idp_token(), padded_body(size))
     assert status == 413, answer
     assert answer["status"] == 413
+
+
+def post_sized(server: Server, token: str, body: bytes) -> tuple[int, str, dict[str, object]]:
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        # A bytes body: http.client sends it with its Content-Length.
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        conn.request("POST", TOKEN_PATH, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type", ""), json.loads(response.read())
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("size", [len(b'{"workspace": "main"}'), MAX_BODY_BYTES])
+def test_a_body_with_its_length_up_to_the_cap_is_read(
+    served: tuple[Server, ServiceFixture], size: int
+) -> None:
+    # gunicorn vouches for the end of the stream: the endpoint reads the body
+    # itself, not through werkzeug's stream.
+    server, service = served
+    status, _, answer = post_sized(server, service.idp_token(), padded_body(size))
+    assert status == 200, answer
+    assert answer["user_id"] == "user-42"
+
+
+def test_a_content_length_over_the_cap_is_a_413_problem(
+    served: tuple[Server, ServiceFixture],
+) -> None:
+    server, service = served
+    status, content_type, answer = post_sized(
+        server, service.idp_token(), padded_body(MAX_BODY_BYTES + 1)
+    )
+    assert status == 413, answer
+    assert content_type == "application/problem+json"
+    assert answer["status"] == 413

@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from marshmallow import ValidationError
 from werkzeug.exceptions import (
     BadRequest,
     MethodNotAllowed,
@@ -42,7 +41,7 @@ from identity_service.errors import (
 from identity_service.http import problems
 from identity_service.http.middleware import REQUEST_ID_KEY, ROUTE_KEY, note
 from identity_service.http.paths import TOKEN_PATH
-from identity_service.http.schemas import TokenRequestSchema
+from identity_service.http.schemas import TOKEN_REQUEST_FIELDS, defaults, load_body
 from identity_service.http.server_errors import TRUNCATED_BODY
 from identity_service.observability.audit import audit
 from identity_service.runtime import Runtime
@@ -51,8 +50,6 @@ from identity_service.settings import Platform
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-_request_schema = TokenRequestSchema()
-EMPTY_REQUEST: Mapping[str, Any] = _request_schema.load({})  # the schema's defaults
 # A token is a bearer credential for the Messenger: never cache it anywhere.
 NO_STORE = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
 
@@ -113,9 +110,17 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
         # not vouch for the end of the stream (gunicorn always does).
         length is None and "wsgi.input_terminated" not in environ
     ):
-        return dict(EMPTY_REQUEST)  # nothing to read: skip building the input stream
-    raw = req.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
+        return defaults(TOKEN_REQUEST_FIELDS)  # nothing to read: skip building the input stream
     limit = req.max_content_length
+    if length is not None and "wsgi.input_terminated" in environ:
+        # What `get_data` does here (gunicorn's case), without building its
+        # stream wrapper: a length over the limit is refused before any read,
+        # and the server's stream ends at the length.
+        if limit is not None and length > limit:
+            raise RequestEntityTooLarge()
+        raw = environ["wsgi.input"].read(length)
+    else:
+        raw = req.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH -> 413
     # A body without a length (chunked) is cut at the limit by werkzeug's
     # stream, not refused: one byte more from the server's stream tells.
     if length is None and limit is not None and len(raw) >= limit and environ["wsgi.input"].read(1):
@@ -126,8 +131,9 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
     if length is not None and len(raw) < length:
         raise BadRequest(TRUNCATED_BODY.detail)
     if not raw:
-        return dict(EMPTY_REQUEST)
-    if not req.is_json:
+        return defaults(TOKEN_REQUEST_FIELDS)
+    # The common spelling first: werkzeug's `is_json` parses the header's options.
+    if environ.get("CONTENT_TYPE") != "application/json" and not req.is_json:
         raise UnsupportedMediaType("send the body as application/json, or send no body")
     try:
         # The stdlib parser, as Flask's `get_json` uses; its error text stays in the server.
@@ -138,13 +144,9 @@ def token_request(req: BaseRequest) -> dict[str, Any]:
         raise BadRequest("the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise InvalidRequestError([AttributeProblem("<body>", "must be a JSON object")])
-    try:
-        loaded: dict[str, Any] = _request_schema.load(data)
-    except ValidationError as exc:
-        messages = exc.messages if isinstance(exc.messages, dict) else {"<body>": exc.messages}
-        raise InvalidRequestError(
-            [AttributeProblem(str(k), "; ".join(map(str, v))) for k, v in messages.items()]
-        ) from None
+    loaded, refused = load_body(data, TOKEN_REQUEST_FIELDS)
+    if refused:
+        raise InvalidRequestError([AttributeProblem(k, v) for k, v in refused.items()])
     return loaded
 
 
