@@ -52,8 +52,9 @@ def comparable(response: TestResponse) -> tuple[int, list[tuple[str, str]], str 
     """Status, headers in order, Content-Length, and body; a token by its claims minus its
     (random) jti.
 
-    The request id is random too (and a file's `Date` the wall clock's), and `Allow` a set (Flask lists its methods
-    in the order of a `set`, which changes with the hash seed): sorted.
+    The request id is random too (and a file's `Date` the wall clock's), and
+    `Allow` a set (Flask lists its methods in the order of a `set`, which
+    changes with the hash seed): sorted.
     Content-Length is compared on its own: Flask places an empty response's
     (the preflight's) after every other header a view or hook set.
     """
