@@ -363,6 +363,9 @@ def _engine_options(url: URL, settings: ProfileSettings) -> dict[str, Any]:
         options: dict[str, Any] = {
             "isolation_level": "AUTOCOMMIT",
             "pool_pre_ping": False,
+            # Autocommit and read-only: a returned connection holds no transaction,
+            # so the pool's reset ROLLBACK on return would be work for nothing.
+            "pool_reset_on_return": None,
             # SQLite has no statement timeout; this bounds waiting on a locked database.
             "connect_args": {"timeout": settings.timeout},
         }

@@ -147,6 +147,23 @@ def test_sqlite_gets_pool_and_busy_timeout(make_source: SourceFactory, sqlite_ur
     assert source._engine.pool.timeout() == 1.5  # type: ignore[attr-defined]
 
 
+def test_a_pooled_sqlite_connection_holds_no_transaction_between_lookups(
+    make_source: SourceFactory, sqlite_url: str
+) -> None:
+    # Lookups run in autocommit, so the pool skips its reset ROLLBACK on return:
+    # a connection back in the pool must hold no read transaction, or a writer
+    # of the profile database would wait on the service.
+    source = make_source(sqlite_url, _query("profiles"), pool_size=1)
+    assert source.fetch("u1") == ROWS[0]
+    writer = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), timeout=0, isolation_level=None)
+    try:
+        writer.execute("BEGIN EXCLUSIVE")  # "database is locked" at once if a read is open
+        writer.rollback()
+    finally:
+        writer.close()
+    assert source.fetch("u1") == ROWS[0]
+
+
 def test_sqlite_lock_wait_is_bounded(make_source: SourceFactory, sqlite_url: str) -> None:
     # Another writer holds an exclusive lock: the read gives up after `timeout`.
     locker = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
