@@ -71,6 +71,11 @@ class IdentityServiceError(Exception):
         self.detail = detail
 
     @property
+    def public_detail(self) -> str:
+        """The detail an HTTP client is told; `detail` is for logs and the command line."""
+        return self.detail
+
+    @property
     def headers(self) -> Mapping[str, str]:
         """HTTP headers the answer carries besides the problem's own."""
         return {}
@@ -280,13 +285,14 @@ class UnsafeSnippetError(IdentityServiceError, ValueError):
 
     A bug in the host's code or configuration, hence a 500; still a ValueError,
     which is what a template helper given a bad argument raises. The message
-    (which quotes the refused value) is for the host's log and traceback; a
-    client that meets one in a response learns only that the page failed.
+    (which quotes the refused value) is for the host's log, traceback and the
+    command line; a client that meets one in a response learns only that the
+    page failed.
     """
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.detail = "the page could not be rendered safely; the server log says why"
+    @property
+    def public_detail(self) -> str:
+        return "the page could not be rendered safely; the server log says why"
 
 
 class IntercomApiError(IdentityServiceError):

@@ -15,6 +15,7 @@ from flask import Flask
 
 import identity_service
 from identity_service import errors
+from identity_service.cli.errors import fail_clearly
 from identity_service.errors import (
     ATTRIBUTE_RULES,
     AUTH_REASONS,
@@ -202,7 +203,7 @@ def test_each_error_is_answered_from_its_own_data(
         "type": TYPE + slug,
         "title": error.title,
         "status": status,
-        "detail": error.detail,
+        "detail": error.public_detail,
         **members,
     }
 
@@ -292,3 +293,13 @@ def test_a_refused_snippet_value_is_logged_not_answered(
     response = raising_app.test_client().post(f"/raise/{index}")
     assert "CSP nonce refused" not in response.get_data(as_text=True)
     assert "CSP nonce refused" in caplog.text
+
+
+def test_the_command_line_still_says_why_a_snippet_value_was_refused(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # The operator running `snippet` is owed the reason the HTTP answer withholds.
+    with pytest.raises(SystemExit) as exit_info, fail_clearly():
+        raise UnsafeSnippetError("CSP nonce refused")
+    assert exit_info.value.code == 1
+    assert "error: CSP nonce refused" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 from joserfc import jwt as jose_jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import OctKey
+from werkzeug.test import TestResponse
 
 from identity_service import create_app, service_state
 from identity_service.config import INSTANCE_ENV, load_settings
@@ -151,13 +152,18 @@ COOKIE_BODIES = {
 }
 
 
+def _post_with_cookie(app: Flask, service: ServiceFixture, raw: bytes) -> TestResponse:
+    """A browser's token request: a valid session cookie from a listed origin, body `raw`."""
+    cookie = service.session_cookie({"user_id": "user-42", "_fresh": True})
+    headers = {"Origin": ORIGIN, "Cookie": f"session={cookie}", "Content-Type": "application/json"}
+    return app.test_client(use_cookies=False).post(TOKEN_URL, data=raw, headers=headers)
+
+
 @pytest.mark.parametrize("raw", COOKIE_BODIES.values(), ids=COOKIE_BODIES.keys())
 def test_no_spelling_of_a_platform_gets_a_cookie_anything_but_a_422(
     app: Flask, service: ServiceFixture, raw: bytes
 ) -> None:
-    cookie = service.session_cookie({"user_id": "user-42", "_fresh": True})
-    headers = {"Origin": ORIGIN, "Cookie": f"session={cookie}", "Content-Type": "application/json"}
-    response = app.test_client(use_cookies=False).post(TOKEN_URL, data=raw, headers=headers)
+    response = _post_with_cookie(app, service, raw)
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
 
@@ -175,9 +181,7 @@ def test_a_body_naming_a_member_twice_is_refused(
 ) -> None:
     # Review: with the stdlib parser the last duplicate won, so a front proxy or
     # gateway reading the first one saw another platform than the one signed for.
-    cookie = service.session_cookie({"user_id": "user-42", "_fresh": True})
-    headers = {"Origin": ORIGIN, "Cookie": f"session={cookie}", "Content-Type": "application/json"}
-    response = app.test_client(use_cookies=False).post(TOKEN_URL, data=raw, headers=headers)
+    response = _post_with_cookie(app, service, raw)
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
     assert response.get_json()["errors"] == [

@@ -15,13 +15,10 @@ EXIT_CONFIG = 2  # the configuration (or the invocation) is wrong
 
 
 @contextmanager
-def fail_clearly(
-    config_errors: tuple[type[Exception], ...] = (),
-    other_errors: tuple[type[Exception], ...] = (),
-) -> Iterator[None]:
+def fail_clearly(config_errors: tuple[type[Exception], ...] = ()) -> Iterator[None]:
     """Turn domain errors (and the extra kinds named) into `error: ...` and an exit code.
 
-    ConfigError and `config_errors` exit 2; other domain errors and `other_errors` exit 1.
+    ConfigError and `config_errors` exit 2; other domain errors exit 1.
     """
     try:
         yield
@@ -31,8 +28,6 @@ def fail_clearly(
         _fail(str(exc), EXIT_CONFIG)
     except IdentityServiceError as exc:
         _fail(exc.detail, EXIT_FAILED)
-    except other_errors as exc:
-        _fail(str(getattr(exc, "detail", exc)), EXIT_FAILED)
 
 
 def _fail(message: str, code: int) -> None:

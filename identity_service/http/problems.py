@@ -90,7 +90,13 @@ def _domain(error: IdentityServiceError, rid: str | None) -> Problem:
     if error.status >= 500:
         log.error("%s: %s", type(error).__name__, error)
     return problem_response(
-        error.status, error.title, error.detail, error.slug, error.headers, error.members, rid=rid
+        error.status,
+        error.title,
+        error.public_detail,
+        error.slug,
+        error.headers,
+        error.members,
+        rid=rid,
     )
 
 
